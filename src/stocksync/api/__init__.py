@@ -1,0 +1,1 @@
+"""The HTTP API served by each worker: ATP lookups and health."""

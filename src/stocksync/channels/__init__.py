@@ -1,0 +1,1 @@
+"""The channel edge: producers that emit events, connectors that consume projections."""

@@ -1,0 +1,151 @@
+"""The `stocksync` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Annotated
+
+import typer
+
+from stocksync.config import ConfigError, Settings, load_settings
+from stocksync.logs import configure_logging
+
+app = typer.Typer(help="stocksync: one authoritative ATP number for every sales channel.",
+                  no_args_is_help=True, add_completion=False)
+topics_app = typer.Typer(help="Provision stocksync's Kafka topics.", no_args_is_help=True)
+atp_app = typer.Typer(help="Query available-to-promise.", no_args_is_help=True)
+dead_letter_app = typer.Typer(help="Look at rejected input.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(atp_app, name="atp")
+app.add_typer(dead_letter_app, name="dead-letter")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker: fold events into the ATP table and serve the HTTP API."""
+    settings = _settings()
+    from stocksync.provision import ensure_topics
+    from streams.worker import run_worker
+
+    try:
+        settings.load_topology()
+        ensure_topics(settings)
+    except (ConfigError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    run_worker(settings)
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create missing topics with their partitions, compaction and retention."""
+    settings = _settings()
+    from stocksync.provision import ensure_topics, topic_specs
+
+    try:
+        created = ensure_topics(settings)
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for spec in topic_specs(settings):
+        state = "created" if spec.name in created else "exists"
+        typer.echo(f"{state:8} {spec.name} partitions={spec.partitions} {spec.config}")
+
+
+@app.command()
+def simulate(
+    events: Annotated[int, typer.Option(help="Events to produce; 0 runs until stopped")] = 0,
+    rate: Annotated[float, typer.Option(help="Events per second")] = 20.0,
+    skus: Annotated[int, typer.Option(help="Number of SKUs")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+) -> None:
+    """Simulated channels: a warehouse receiving stock, web and app orders, POS sales,
+    marketplace sales."""
+    settings = _settings()
+    from stocksync.channels.simulator import run_simulation
+
+    run_simulation(settings, events=events, rate=rate, sku_count=skus, seed=seed)
+
+
+@atp_app.command("get")
+def atp_get(
+    sku: str,
+    channel: Annotated[str | None, typer.Option(help="One channel only")] = None,
+    url: Annotated[str | None, typer.Option(help="Worker URL")] = None,
+) -> None:
+    """Print a SKU's ATP from a worker's HTTP API."""
+    settings = _settings()
+    base = url or f"http://{settings.http_host}:{settings.http_port}"
+    query = f"?channel={channel}" if channel else ""
+    try:
+        with urllib.request.urlopen(f"{base}/v1/atp/{sku}{query}", timeout=5) as resp:
+            typer.echo(json.dumps(json.loads(resp.read()), indent=2))
+    except urllib.error.HTTPError as exc:
+        typer.echo(exc.read().decode(), err=True)
+        raise typer.Exit(1) from None
+    except urllib.error.URLError as exc:
+        typer.echo(f"error: no worker answers at {base}: {exc.reason}", err=True)
+        raise typer.Exit(1) from None
+
+
+@dead_letter_app.command("inspect")
+def dead_letter_inspect(
+    limit: Annotated[int, typer.Option(help="Most messages to show")] = 20,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for messages")] = 5.0,
+) -> None:
+    """Print dead-lettered messages with their reasons."""
+    settings = _settings()
+    from confluent_kafka import Consumer
+
+    from stocksync.codec.outputs import decode_dead_letter
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"stocksync-dlq-inspect-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([settings.topics.dead_letter])
+    shown = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while shown < limit and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            record = decode_dead_letter(msg.value())
+            original = record.pop("original_value") or b""
+            record["original_key"] = (record["original_key"] or b"").decode(errors="replace")
+            record["original_value_hex"] = original[:64].hex()
+            typer.echo(json.dumps(record))
+            shown += 1
+    finally:
+        consumer.close()
+    typer.echo(f"{shown} dead-lettered message(s) shown", err=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

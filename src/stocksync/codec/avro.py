@@ -1,0 +1,60 @@
+"""Encode and decode Avro messages in the Confluent wire format with fastavro."""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from stocksync.codec.schemas import SchemaRegistry, SchemaVersion, registry
+
+MAGIC = 0
+HEADER = struct.Struct(">bI")
+
+
+class Undecodable(ValueError):
+    """The bytes are not a message this project can read."""
+
+
+def encode(record: dict[str, Any], schema: SchemaVersion) -> bytes:
+    buffer = io.BytesIO()
+    buffer.write(HEADER.pack(MAGIC, schema.id))
+    schemaless_writer(buffer, schema.parsed, record)
+    return buffer.getvalue()
+
+
+def encode_latest(record: dict[str, Any], subject: str) -> bytes:
+    return encode(record, registry().latest[subject])
+
+
+def decode(payload: bytes | None, reg: SchemaRegistry | None = None) -> tuple[str, dict[str, Any]]:
+    """Return (subject, record) read with the newest version of the writer's subject."""
+    if not payload or len(payload) < HEADER.size:
+        raise Undecodable(f"message of {len(payload or b'')} bytes is shorter than the header")
+    magic, schema_id = HEADER.unpack_from(payload)
+    if magic != MAGIC:
+        raise Undecodable(
+            f"first byte is {magic:#04x}, expected 0x00 (Confluent wire format header)"
+        )
+    reg = reg or registry()
+    writer = reg.get(schema_id)
+    reader = reg.latest[writer.subject]
+    body = io.BytesIO(payload)
+    body.seek(HEADER.size)
+    try:
+        record = schemaless_reader(
+            body, writer.parsed, None if reader is writer else reader.parsed
+        )
+    except Exception as exc:  # fastavro raises several types for truncated or corrupt bodies
+        raise Undecodable(
+            f"Avro body does not match schema id {schema_id} ({writer.file}): {exc!r}"
+        ) from exc
+    if body.tell() != len(payload):
+        raise Undecodable(
+            f"{len(payload) - body.tell()} trailing bytes after a {writer.file} record"
+        )
+    if not isinstance(record, dict):
+        raise Undecodable(f"schema id {schema_id} does not describe a record")
+    return writer.subject, record

@@ -1,0 +1,71 @@
+"""Inventory events <-> Avro records of the stock-event and sale-event subjects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stocksync.codec.avro import decode, encode_latest
+from stocksync.domain.events import (
+    SALE_KINDS,
+    STOCK_KINDS,
+    EventKind,
+    InvalidEvent,
+    InventoryEvent,
+    validate_event,
+)
+
+STOCK_SUBJECT = "stock-event"
+SALE_SUBJECT = "sale-event"
+EVENT_SUBJECTS = frozenset({STOCK_SUBJECT, SALE_SUBJECT})
+
+
+def subject_for(kind: EventKind) -> str:
+    return STOCK_SUBJECT if kind in STOCK_KINDS else SALE_SUBJECT
+
+
+def event_to_record(event: InventoryEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "source": event.source,
+        "source_seq": event.source_seq,
+        "sku": event.sku,
+        "location": event.location,
+        "quantity": event.quantity,
+        "occurred_at": event.occurred_at,
+        "type": event.kind.value,
+        "reason": event.reason,
+    }
+
+
+def encode_event(event: InventoryEvent) -> bytes:
+    return encode_latest(event_to_record(event), subject_for(event.kind))
+
+
+def record_to_event(subject: str, record: dict[str, Any]) -> InventoryEvent:
+    kind = EventKind(record["type"])
+    allowed = STOCK_KINDS if subject == STOCK_SUBJECT else SALE_KINDS
+    if kind not in allowed:  # cannot happen with the kept schemas; guards a future mistake
+        raise InvalidEvent(f"{kind} is not a {subject} type")
+    event = InventoryEvent(
+        event_id=record["event_id"],
+        source=record["source"],
+        source_seq=record["source_seq"],
+        sku=record["sku"],
+        location=record["location"],
+        quantity=record["quantity"],
+        occurred_at=record["occurred_at"],
+        kind=kind,
+        reason=record.get("reason"),
+    )
+    validate_event(event)
+    return event
+
+
+def decode_event(payload: bytes | None) -> InventoryEvent:
+    """Bytes from the stock or sale topic to a validated event.
+
+    Raises Undecodable, UnknownSchema or InvalidEvent, each with a reason for the dead letter."""
+    subject, record = decode(payload)
+    if subject not in EVENT_SUBJECTS:
+        raise InvalidEvent(f"a {subject} message is not an inventory event")
+    return record_to_event(subject, record)

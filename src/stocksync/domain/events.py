@@ -1,0 +1,82 @@
+"""Inventory events as the fold sees them: immutable values decoded from the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    # Stock side (StockEvent.type)
+    RECEIVED = "RECEIVED"
+    ADJUSTED = "ADJUSTED"
+    COUNTED = "COUNTED"
+    TRANSFER_OUT = "TRANSFER_OUT"
+    TRANSFER_IN = "TRANSFER_IN"
+    DAMAGED = "DAMAGED"
+    SAFETY_STOCK_SET = "SAFETY_STOCK_SET"
+    # Sale side (SaleEvent.type)
+    RESERVED = "RESERVED"
+    RELEASED = "RELEASED"
+    FULFILLED = "FULFILLED"
+    SOLD = "SOLD"
+    RETURNED = "RETURNED"
+
+
+STOCK_KINDS = frozenset(
+    {
+        EventKind.RECEIVED,
+        EventKind.ADJUSTED,
+        EventKind.COUNTED,
+        EventKind.TRANSFER_OUT,
+        EventKind.TRANSFER_IN,
+        EventKind.DAMAGED,
+        EventKind.SAFETY_STOCK_SET,
+    }
+)
+SALE_KINDS = frozenset(set(EventKind) - STOCK_KINDS)
+
+# Kinds whose quantity is a signed delta or an absolute level; all others carry positive units.
+SIGNED_KINDS = frozenset({EventKind.ADJUSTED})
+ABSOLUTE_KINDS = frozenset({EventKind.COUNTED, EventKind.SAFETY_STOCK_SET})
+
+RETURN_NOT_RESTOCKABLE = "damaged"
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryEvent:
+    event_id: str
+    source: str
+    source_seq: int
+    sku: str
+    location: str
+    quantity: int
+    occurred_at: int  # UTC epoch milliseconds, from the source; the fold never reads a clock
+    kind: EventKind
+    reason: str | None = None
+
+
+class InvalidEvent(ValueError):
+    """An event that is well-formed Avro but makes no sense; it goes to the dead-letter topic."""
+
+
+def validate_event(event: InventoryEvent) -> None:
+    """Raise InvalidEvent with a message a producer can act on."""
+    if not event.event_id:
+        raise InvalidEvent("event_id is empty")
+    if not event.source:
+        raise InvalidEvent("source is empty")
+    if event.source_seq < 0:
+        raise InvalidEvent(f"source_seq {event.source_seq} is negative")
+    if not event.sku:
+        raise InvalidEvent("sku is empty")
+    if not event.location:
+        raise InvalidEvent("location is empty")
+    if event.kind in SIGNED_KINDS:
+        if event.quantity == 0:
+            raise InvalidEvent(f"{event.kind} quantity must be a non-zero signed delta")
+    elif event.kind in ABSOLUTE_KINDS:
+        if event.quantity < 0:
+            raise InvalidEvent(f"{event.kind} quantity {event.quantity} must be >= 0")
+    elif event.quantity <= 0:
+        raise InvalidEvent(f"{event.kind} quantity {event.quantity} must be > 0")

@@ -1,0 +1,62 @@
+"""The ATP table's value: one row per SKU holding every location, so checks across locations
+are atomic and single-writer. The dedupe state lives in the row it protects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from stocksync.domain.topology import Topology
+
+
+@dataclass(frozen=True, slots=True)
+class LocationStock:
+    on_hand: int = 0  # sellable units physically there; negative when more was sold than we knew of
+    reserved: int = 0  # soft holds and open orders not yet shipped
+    damaged: int = 0  # non-sellable units still on the books
+    in_transit: int = 0  # units shipped out of here by a transfer and not yet received
+    safety_stock: int | None = None  # None: the location's default from the topology
+    oversold: int = 0  # units committed beyond stock, cumulative (the recorded shortfall)
+
+    def shortfall(self) -> int:
+        """Units promised that the location does not have."""
+        return max(0, self.reserved - self.on_hand)
+
+
+EMPTY_LOCATION = LocationStock()
+
+
+@dataclass(frozen=True, slots=True)
+class SkuRow:
+    sku: str
+    locations: Mapping[str, LocationStock] = field(default_factory=dict)
+    sources: Mapping[str, int] = field(default_factory=dict)  # source -> highest seq applied
+    published: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # channel -> (qty, ver)
+    revision: int = 0  # events applied; orders the projections of this SKU
+    last_event_at: int = 0  # highest occurred_at applied, epoch ms
+
+
+def location_atp(stock: LocationStock, default_safety_stock: int) -> int:
+    safety = default_safety_stock if stock.safety_stock is None else stock.safety_stock
+    return max(0, stock.on_hand - stock.reserved - safety)
+
+
+def location_atps(row: SkuRow, topology: Topology) -> dict[str, int]:
+    return {
+        loc: location_atp(stock, topology.default_safety_stock(loc))
+        for loc, stock in row.locations.items()
+    }
+
+
+def channel_raw_atp(row: SkuRow, topology: Topology, channel: str) -> int:
+    """Summed location ATP over the locations that may fulfil the channel, before its policy."""
+    total = 0
+    for loc in topology.channels[channel].locations:
+        stock = row.locations.get(loc)
+        if stock is not None:
+            total += location_atp(stock, topology.default_safety_stock(loc))
+    return total
+
+
+def channel_atp(row: SkuRow, topology: Topology, channel: str) -> int:
+    return topology.channels[channel].policy.apply(channel_raw_atp(row, topology, channel))

@@ -1,0 +1,169 @@
+"""Locations, location groups and channels with their policies: versioned configuration data.
+
+A channel may sell the stock of the locations its `sources` name (location ids or group ids).
+Its policy turns the summed location ATP into the quantity the channel is told, in this order:
+percentage buffer, then fixed buffer, then allocation cap, never below zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TopologyError(ValueError):
+    """The topology configuration is wrong; the message names the key and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    id: str
+    kind: str = "store"
+    groups: tuple[str, ...] = ()
+    safety_stock: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPolicy:
+    buffer_percent: int = 0  # whole percent of the summed ATP held back
+    buffer_units: int = 0
+    cap: int | None = None  # ring-fence: the channel never sees more than this
+
+    def apply(self, raw_atp: int) -> int:
+        held_back = raw_atp * self.buffer_percent // 100
+        quantity = raw_atp - held_back - self.buffer_units
+        if self.cap is not None:
+            quantity = min(quantity, self.cap)
+        return max(0, quantity)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: str
+    locations: tuple[str, ...]
+    policy: ChannelPolicy = field(default_factory=ChannelPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    version: int
+    locations: Mapping[str, Location]
+    channels: Mapping[str, Channel]
+    channels_by_location: Mapping[str, tuple[str, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[str]] = {}
+        for channel in self.channels.values():
+            for loc in channel.locations:
+                index.setdefault(loc, []).append(channel.id)
+        # The fold looks this up for every event: build it once per configuration version.
+        object.__setattr__(
+            self, "channels_by_location", {loc: tuple(chs) for loc, chs in index.items()}
+        )
+
+    def default_safety_stock(self, location: str) -> int:
+        known = self.locations.get(location)
+        return known.safety_stock if known else 0
+
+    def channels_for(self, location: str) -> tuple[str, ...]:
+        """Channels that may sell stock held at the location (a location outside the topology
+        is tracked but sells through no channel)."""
+        return self.channels_by_location.get(location, ())
+
+
+def _int(value: Any, key: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TopologyError(f"{key}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _ident(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value or ":" in value or value.strip() != value:
+        raise TopologyError(
+            f"{key}: expected an id without spaces or ':' (it is part of projection keys), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def parse_topology(data: Mapping[str, Any], origin: str = "topology") -> Topology:
+    """Build a Topology from plain data (a parsed YAML/JSON document)."""
+    if not isinstance(data, Mapping):
+        raise TopologyError(f"{origin}: expected a mapping with version, locations, channels")
+    version = _int(data.get("version"), f"{origin}: version", minimum=1)
+    raw_locations = data.get("locations")
+    if not isinstance(raw_locations, Mapping) or not raw_locations:
+        raise TopologyError(f"{origin}: locations must map location ids to their settings")
+    locations: dict[str, Location] = {}
+    groups: dict[str, list[str]] = {}
+    for loc_id, spec in raw_locations.items():
+        key = f"{origin}: locations.{loc_id}"
+        _ident(loc_id, key)
+        spec = spec or {}
+        if not isinstance(spec, Mapping):
+            raise TopologyError(f"{key}: expected a mapping (kind, groups, safety_stock)")
+        unknown = set(spec) - {"kind", "groups", "safety_stock"}
+        if unknown:
+            raise TopologyError(f"{key}: unknown setting(s) {sorted(unknown)}")
+        loc_groups = tuple(_ident(g, f"{key}.groups") for g in spec.get("groups", []))
+        locations[loc_id] = Location(
+            id=loc_id,
+            kind=str(spec.get("kind", "store")),
+            groups=loc_groups,
+            safety_stock=_int(spec.get("safety_stock", 0), f"{key}.safety_stock"),
+        )
+        for group in loc_groups:
+            groups.setdefault(group, []).append(loc_id)
+    clash = set(groups) & set(locations)
+    if clash:
+        raise TopologyError(f"{origin}: ids used both as location and group: {sorted(clash)}")
+
+    raw_channels = data.get("channels")
+    if not isinstance(raw_channels, Mapping) or not raw_channels:
+        raise TopologyError(f"{origin}: channels must map channel ids to sources and policy")
+    channels: dict[str, Channel] = {}
+    for ch_id, spec in raw_channels.items():
+        key = f"{origin}: channels.{ch_id}"
+        _ident(ch_id, key)
+        if not isinstance(spec, Mapping):
+            raise TopologyError(f"{key}: expected a mapping with sources and an optional policy")
+        unknown = set(spec) - {"sources", "policy"}
+        if unknown:
+            raise TopologyError(f"{key}: unknown setting(s) {sorted(unknown)}")
+        sources = spec.get("sources")
+        if not isinstance(sources, list) or not sources:
+            raise TopologyError(f"{key}.sources: list the location or group ids it sells from")
+        members: list[str] = []
+        for source in sources:
+            if source in locations:
+                members.append(source)
+            elif source in groups:
+                members.extend(groups[source])
+            else:
+                raise TopologyError(
+                    f"{key}.sources: {source!r} is neither a location nor a group; "
+                    f"known: {sorted(locations) + sorted(groups)}"
+                )
+        policy = spec.get("policy") or {}
+        if not isinstance(policy, Mapping):
+            raise TopologyError(f"{key}.policy: expected buffer_percent, buffer_units and/or cap")
+        unknown = set(policy) - {"buffer_percent", "buffer_units", "cap"}
+        if unknown:
+            raise TopologyError(f"{key}.policy: unknown setting(s) {sorted(unknown)}")
+        percent = _int(policy.get("buffer_percent", 0), f"{key}.policy.buffer_percent")
+        if percent > 100:
+            raise TopologyError(f"{key}.policy.buffer_percent: {percent} is above 100")
+        cap = policy.get("cap")
+        channels[ch_id] = Channel(
+            id=ch_id,
+            locations=tuple(sorted(set(members))),
+            policy=ChannelPolicy(
+                buffer_percent=percent,
+                buffer_units=_int(policy.get("buffer_units", 0), f"{key}.policy.buffer_units"),
+                cap=None if cap is None else _int(cap, f"{key}.policy.cap"),
+            ),
+        )
+    return Topology(version=version, locations=locations, channels=channels)

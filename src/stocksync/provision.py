@@ -1,0 +1,98 @@
+"""Create stocksync's topics explicitly, before any worker starts.
+
+Event topics and the ATP changelog must have the same partition count (co-partitioning); a
+topic auto-created with another count makes faust stop its agent with PartitionsMismatch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from stocksync.config import Settings
+
+log = structlog.get_logger(__name__)
+
+FOREVER = "-1"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic has a partition count that breaks co-partitioning."""
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    t = settings.topics
+    n = settings.partitions
+    log_config = {"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes": "-1"}
+    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    return [
+        # The event log is the source of truth: kept forever so the table can be rebuilt.
+        TopicSpec(t.stock_events, n, dict(log_config)),
+        TopicSpec(t.sale_events, n, dict(log_config)),
+        TopicSpec(t.atp_changelog, n, dict(compacted)),
+        TopicSpec(t.channel_atp, n, dict(compacted)),
+        TopicSpec(t.dead_letter, 1, dict(log_config)),
+        TopicSpec(t.assignor_leader, 1, dict(compacted)),
+    ]
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create missing topics; check existing ones. Returns the names created."""
+    admin = admin_client(settings)
+    specs = topic_specs(settings)
+    existing = admin.list_topics(timeout=timeout).topics
+    created: list[str] = []
+    missing = [s for s in specs if s.name not in existing]
+    for spec in specs:
+        if spec.name in existing:
+            have = len(existing[spec.name].partitions)
+            if have != spec.partitions:
+                raise TopicMismatch(
+                    f"topic {spec.name} has {have} partitions, stocksync expects "
+                    f"{spec.partitions} (STOCKSYNC_PARTITIONS); event topics and the "
+                    f"changelog must match: use the existing count or recreate the topics"
+                )
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    s.name,
+                    num_partitions=s.partitions,
+                    replication_factor=settings.replication_factor,
+                    config=s.config,
+                )
+                for s in missing
+            ],
+            operation_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result(timeout)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+            created.append(name)
+            log.info("topic_created", topic=name)
+    return created
+
+
+def delete_topics(settings: Settings, timeout: float = 30.0) -> None:
+    admin = admin_client(settings)
+    names = [s.name for s in topic_specs(settings)]
+    existing = admin.list_topics(timeout=timeout).topics
+    futures = admin.delete_topics([n for n in names if n in existing], operation_timeout=timeout)
+    for future in futures.values():
+        future.result(timeout)

@@ -1,0 +1,44 @@
+"""Every topic name in one place. Event topics are keyed by SKU and co-partitioned with the
+ATP table's changelog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ATP_TABLE = "atp"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    prefix: str = "stocksync."
+    app_id: str = "stocksync"
+
+    @property
+    def stock_events(self) -> str:
+        return f"{self.prefix}stock-events"
+
+    @property
+    def sale_events(self) -> str:
+        return f"{self.prefix}sale-events"
+
+    @property
+    def channel_atp(self) -> str:
+        return f"{self.prefix}channel-atp"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}dead-letter"
+
+    @property
+    def atp_changelog(self) -> str:
+        # faust's naming for a table's changelog: <app id>-<table name>-changelog
+        return f"{self.app_id}-{ATP_TABLE}-changelog"
+
+    @property
+    def assignor_leader(self) -> str:
+        # faust elects its partition-assignment leader through this one-partition topic.
+        return f"{self.app_id}-__assignor-__leader"
+
+    @property
+    def event_topics(self) -> tuple[str, str]:
+        return (self.stock_events, self.sale_events)
