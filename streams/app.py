@@ -9,6 +9,7 @@ The agent only decodes, calls stocksync.domain.fold.apply_event and publishes th
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -22,9 +23,9 @@ from stocksync.codec.outputs import encode_dead_letter, encode_projection, proje
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
 from stocksync.codec.schemas import UnknownSchema
 from stocksync.config import Settings
-from stocksync.domain.effects import ChannelQuantityChanged, DuplicateIgnored, OversellDetected
-from stocksync.domain.events import InvalidEvent
-from stocksync.domain.fold import apply_event
+from stocksync.domain.effects import ChannelQuantityChanged, OversellDetected
+from stocksync.domain.events import InvalidEvent, InventoryEvent
+from stocksync.domain.fold import apply_event, published_quantities
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
 from stocksync.topics import ATP_TABLE
@@ -59,6 +60,9 @@ class Worker:
             # faust's own web server (and its /table endpoints that expose data) stays off;
             # stocksync serves its API with aiohttp (streams.http_service).
             web_enabled=False,
+            # Advertised to the other workers through the assignor: where this worker's
+            # HTTP API answers for the keys it owns.
+            canonical_url=f"http://{settings.http_host}:{settings.http_port}",
             topic_allow_declare=False,  # topics are provisioned by `stocksync topics create`
             topic_partitions=settings.partitions,
             consumer_auto_offset_reset="earliest",
@@ -119,7 +123,10 @@ class Worker:
             if result.applied:
                 self.table[key] = row_to_bytes(result.row)
                 self.counters["applied"] += 1
-            for effect in result.effects:
+                effects: Sequence[Any] = result.effects
+            else:
+                effects = self._repair_after_duplicate(key, stored, result.row, inventory_event)
+            for effect in effects:
                 await self._publish(effect)
         except Rejected as rejected:
             await self._dead_letter(message, rejected.error, rejected.reason)
@@ -128,7 +135,19 @@ class Worker:
             log.exception("event_failed", topic=message.topic, offset=message.offset)
             await self._dead_letter(message, "internal", f"worker error: {exc!r}")
 
-    def _decode(self, message: Any) -> Any:
+    def _repair_after_duplicate(
+        self, key: bytes, stored: bytes | None, row: SkuRow, event: InventoryEvent
+    ) -> list[Any]:
+        # A duplicate is usually a redelivery after a crash: the changelog record and the
+        # projections this event caused may have died in the producer buffer with the old
+        # process. Sending the row and the published quantities again is idempotent and closes
+        # that gap before the source offset is committed (faust flushes the producer first).
+        self.counters["duplicates"] += 1
+        if stored is not None:
+            self.table[key] = stored
+        return published_quantities(row, self.current_topology.channels_for(event.location))
+
+    def _decode(self, message: Any) -> InventoryEvent:
         key: bytes | None = message.key
         try:
             inventory_event = decode_event(message.value)
@@ -169,8 +188,6 @@ class Worker:
                 units=effect.units,
                 event_id=effect.event_id,
             )
-        elif isinstance(effect, DuplicateIgnored):
-            self.counters["duplicates"] += 1
 
     async def _dead_letter(self, message: Any, error: str, reason: str) -> None:
         self.counters["dead_lettered"] += 1

@@ -21,6 +21,8 @@ def build_worker(settings: Settings) -> Worker:
 
 
 def run_worker(settings: Settings) -> None:
+    # faust creates only the last folder of datadir.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = build_worker(settings)
     log.info(
         "worker_starting",
@@ -35,4 +37,5 @@ def run_worker(settings: Settings) -> None:
         loglevel=settings.log_level,
         quiet=True,
         override_logging=False,
+        redirect_stdouts=False,
     ).execute_from_commandline()

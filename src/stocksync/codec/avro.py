@@ -11,7 +11,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from stocksync.codec.schemas import SchemaRegistry, SchemaVersion, registry
 
 MAGIC = 0
-HEADER = struct.Struct(">bI")
+HEADER = struct.Struct(">BI")
 
 
 class Undecodable(ValueError):

@@ -129,6 +129,29 @@ def project_channels(
     return replace(row, published=published), changes
 
 
+def published_quantities(row: SkuRow, channels: Iterable[str]) -> list[ChannelQuantityChanged]:
+    """What the row says was last published for these channels, to publish again.
+
+    After a crash, events after the last committed offset are delivered again and are
+    duplicates for the local row, yet the changelog and projection messages they caused may
+    have been lost with the process: the adapter re-sends the row and these quantities."""
+    out = []
+    for channel in channels:
+        published = row.published.get(channel)
+        if published is not None:
+            out.append(
+                ChannelQuantityChanged(
+                    channel=channel,
+                    sku=row.sku,
+                    quantity=published[0],
+                    policy_version=published[1],
+                    revision=row.revision,
+                    as_of=row.last_event_at,
+                )
+            )
+    return out
+
+
 def fold_events(
     row: SkuRow | None, events: Iterable[InventoryEvent], topology: Topology
 ) -> tuple[SkuRow | None, list[Effect]]:

@@ -81,7 +81,7 @@ def _int(value: Any, key: str, minimum: int = 0) -> int:
 
 
 def _ident(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not value or ":" in value or value.strip() != value:
+    if not isinstance(value, str) or not value or ":" in value or any(c.isspace() for c in value):
         raise TopologyError(
             f"{key}: expected an id without spaces or ':' (it is part of projection keys), "
             f"got {value!r}"
@@ -108,7 +108,10 @@ def parse_topology(data: Mapping[str, Any], origin: str = "topology") -> Topolog
         unknown = set(spec) - {"kind", "groups", "safety_stock"}
         if unknown:
             raise TopologyError(f"{key}: unknown setting(s) {sorted(unknown)}")
-        loc_groups = tuple(_ident(g, f"{key}.groups") for g in spec.get("groups", []))
+        raw_groups = spec.get("groups", [])
+        if not isinstance(raw_groups, list):
+            raise TopologyError(f"{key}.groups: expected a list of group ids, got {raw_groups!r}")
+        loc_groups = tuple(_ident(g, f"{key}.groups") for g in raw_groups)
         locations[loc_id] = Location(
             id=loc_id,
             kind=str(spec.get("kind", "store")),

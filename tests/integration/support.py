@@ -1,0 +1,200 @@
+"""Real worker processes and real clients for the integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from stocksync.config import Settings, load_settings
+from stocksync.provision import ensure_topics
+
+REPO = Path(__file__).resolve().parents[2]
+TOPOLOGY = REPO / "tests" / "integration" / "topology.yaml"
+READY_TIMEOUT = 120.0
+STOP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique_settings(bootstrap: str, data_dir: Path, partitions: int = 4) -> Settings:
+    """Settings for an isolated deployment: own topics, consumer group and state folder."""
+    tag = uuid.uuid4().hex[:8]
+    return load_settings(
+        bootstrap_servers=bootstrap,
+        app_id=f"stocksync-test-{tag}",
+        topic_prefix=f"test-{tag}.",
+        partitions=partitions,
+        topology_file=TOPOLOGY,
+        data_dir=data_dir,
+        http_port=free_port(),
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "STOCKSYNC_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "STOCKSYNC_APP_ID": settings.app_id,
+        "STOCKSYNC_TOPIC_PREFIX": settings.topic_prefix,
+        "STOCKSYNC_PARTITIONS": str(settings.partitions),
+        "STOCKSYNC_TOPOLOGY_FILE": str(settings.topology_file),
+        "STOCKSYNC_DATA_DIR": str(settings.data_dir),
+        "STOCKSYNC_HTTP_PORT": str(settings.http_port),
+        "STOCKSYNC_LOG_LEVEL": "info",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def http_json(url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+@dataclass
+class WorkerProcess:
+    settings: Settings
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: list[float] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.http_port}"
+
+    def start(self) -> WorkerProcess:
+        ensure_topics(self.settings)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stocksync.cli", "worker"],
+            env=settings_env(self.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        self.starts.append(time.monotonic())
+        self.wait_ready()
+        return self
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            status, body = http_json(f"{self.url}/readyz", timeout=2)
+        except (OSError, ValueError):
+            return None
+        return body if status == 200 else None
+
+    def wait_ready(self) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
+            return self.health()
+
+        try:
+            return wait_for(ready, READY_TIMEOUT, "worker /readyz", interval=0.25)  # type: ignore[no-any-return]
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- worker log ---\n{self.tail()}") from None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Stop with the given signal; SIGKILL after a bound if it does not exit."""
+        assert self.process is not None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(STOP_TIMEOUT)
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def atp(self, sku: str, channel: str | None = None) -> tuple[int, Any]:
+        query = f"?channel={channel}" if channel else ""
+        return http_json(f"{self.url}/v1/atp/{sku}{query}")
+
+    def batch(self, skus: list[str]) -> dict[str, Any]:
+        status, body = http_json(f"{self.url}/v1/atp/batch", {"skus": skus})
+        assert status == 200, body
+        return body  # type: ignore[no-any-return]
+
+    def wait_revision(self, sku: str, revision: int, timeout: float = 30.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            status, body = self.atp(sku)
+            return body if status == 200 and body["revision"] >= revision else None
+
+        return wait_for(reached, timeout, f"{sku} at revision {revision}")  # type: ignore[no-any-return]
+
+
+def read_topic(
+    bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 30.0
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Every message of a topic from the beginning (until `expect` messages, or the end)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = list(metadata.topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    messages: list[tuple[bytes | None, bytes | None]] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == -191:  # _PARTITION_EOF
+                    at_end.add(msg.partition())
+                    if expect is None and at_end == set(partitions):
+                        break
+                continue
+            messages.append((msg.key(), msg.value()))
+            if expect is not None and len(messages) >= expect:
+                break
+    finally:
+        consumer.close()
+    return messages

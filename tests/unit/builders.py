@@ -1,0 +1,90 @@
+"""Small builders shared by the unit tests: a fixed topology, events and a fold helper."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from stocksync.domain.effects import Effect
+from stocksync.domain.events import EventKind, InventoryEvent
+from stocksync.domain.fold import fold_events
+from stocksync.domain.state import EMPTY_LOCATION, LocationStock, SkuRow
+from stocksync.domain.topology import Topology, parse_topology
+
+SKU = "SKU-1"
+T = TypeVar("T")
+
+# dc-1: no safety stock; dc-2: safety stock 2 by default; store-1: ships for web and sells at POS.
+# "back-room" is deliberately absent: a location outside the topology.
+TOPOLOGY_DATA: dict[str, Any] = {
+    "version": 3,
+    "locations": {
+        "dc-1": {"kind": "dc", "groups": ["dcs"]},
+        "dc-2": {"kind": "dc", "groups": ["dcs"], "safety_stock": 2},
+        "store-1": {"kind": "store", "groups": ["ship-from-store"]},
+    },
+    "channels": {
+        "web": {"sources": ["dcs", "ship-from-store"]},
+        "pos-store-1": {"sources": ["store-1"]},
+        "marketplace": {
+            "sources": ["dcs"],
+            "policy": {"buffer_percent": 10, "buffer_units": 1, "cap": 50},
+        },
+    },
+}
+
+OUTSIDE = "back-room"
+
+
+def topology(**overrides: Any) -> Topology:
+    """The test topology; top-level keys (e.g. version=4) can be overridden."""
+    return parse_topology({**TOPOLOGY_DATA, **overrides})
+
+
+TOPOLOGY = topology()
+
+_seq = itertools.count(1)
+
+
+def ev(
+    kind: EventKind | str,
+    qty: int = 1,
+    *,
+    loc: str = "dc-1",
+    seq: int | None = None,
+    source: str = "wms",
+    sku: str = SKU,
+    at: int | None = None,
+    reason: str | None = None,
+    event_id: str | None = None,
+) -> InventoryEvent:
+    """An event; seq defaults to a fresh increasing number, occurred_at to seq * 1000."""
+    seq = next(_seq) if seq is None else seq
+    return InventoryEvent(
+        event_id=event_id or f"{source}-{seq}",
+        source=source,
+        source_seq=seq,
+        sku=sku,
+        location=loc,
+        quantity=qty,
+        occurred_at=seq * 1000 if at is None else at,
+        kind=EventKind(kind),
+        reason=reason,
+    )
+
+
+def fold(
+    *events: InventoryEvent, row: SkuRow | None = None, topo: Topology = TOPOLOGY
+) -> tuple[SkuRow, list[Effect]]:
+    new_row, effects = fold_events(row, events, topo)
+    assert new_row is not None, "fold() needs at least one event or a row"
+    return new_row, effects
+
+
+def stock(row: SkuRow, loc: str = "dc-1") -> LocationStock:
+    return row.locations.get(loc, EMPTY_LOCATION)
+
+
+def of_type(effects: Iterable[Effect], kind: type[T]) -> list[T]:
+    return [e for e in effects if isinstance(e, kind)]
