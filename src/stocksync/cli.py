@@ -7,21 +7,26 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stocksync.config import ConfigError, Settings, load_settings
 from stocksync.logs import configure_logging
 
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer
+
 app = typer.Typer(help="stocksync: one authoritative ATP number for every sales channel.",
                   no_args_is_help=True, add_completion=False)
 topics_app = typer.Typer(help="Provision stocksync's Kafka topics.", no_args_is_help=True)
 atp_app = typer.Typer(help="Query available-to-promise.", no_args_is_help=True)
 dead_letter_app = typer.Typer(help="Look at rejected input.", no_args_is_help=True)
+projections_app = typer.Typer(help="What each channel is told.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(atp_app, name="atp")
 app.add_typer(dead_letter_app, name="dead-letter")
+app.add_typer(projections_app, name="projections")
 
 
 def _settings() -> Settings:
@@ -102,6 +107,54 @@ def atp_get(
         raise typer.Exit(1) from None
 
 
+def _reader(settings: Settings, topic: str, from_beginning: bool) -> Consumer:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"stocksync-cli-{time.time_ns()}",
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    return consumer
+
+
+@projections_app.command("tail")
+def projections_tail(
+    channel: Annotated[str | None, typer.Option(help="Only this channel")] = None,
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest message")] = False,
+    limit: Annotated[int, typer.Option(help="Stop after this many; 0 = never")] = 0,
+    timeout: Annotated[float, typer.Option(help="Stop after this many seconds; 0 = never")] = 0,
+) -> None:
+    """Print channel quantity updates as the worker publishes them."""
+    settings = _settings()
+    from stocksync.codec.outputs import decode_projection
+
+    consumer = _reader(settings, settings.topics.channel_atp, from_beginning)
+    shown = 0
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        while (not limit or shown < limit) and (deadline is None or time.monotonic() < deadline):
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            change = decode_projection(msg.value())
+            if channel and change.channel != channel:
+                continue
+            typer.echo(
+                f"{change.channel:14} {change.sku:14} atp={change.quantity:<6} "
+                f"revision={change.revision} policy_version={change.policy_version}"
+            )
+            shown += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+
+
 @dead_letter_app.command("inspect")
 def dead_letter_inspect(
     limit: Annotated[int, typer.Option(help="Most messages to show")] = 20,
@@ -109,19 +162,9 @@ def dead_letter_inspect(
 ) -> None:
     """Print dead-lettered messages with their reasons."""
     settings = _settings()
-    from confluent_kafka import Consumer
-
     from stocksync.codec.outputs import decode_dead_letter
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"stocksync-dlq-inspect-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([settings.topics.dead_letter])
+    consumer = _reader(settings, settings.topics.dead_letter, from_beginning=True)
     shown = 0
     deadline = time.monotonic() + timeout
     try:

@@ -54,13 +54,15 @@ def run_simulation(
     producers["wms"].flush()
     log.info("simulation_stocked", skus=len(skus), locations=len(topology.locations))
 
+    # Zipf-like popularity: the first SKUs sell most.
+    weights = [1.0 / (rank + 1) for rank in range(len(skus))]
     open_orders: deque[OpenOrder] = deque()
     interval = 1.0 / rate if rate > 0 else 0.0
     next_at = time.monotonic()
     last_report = time.monotonic()
     try:
         while events == 0 or sent < events:
-            sku = skus[min(int(rng.paretovariate(1.2)) - 1, len(skus) - 1)]  # a few best sellers
+            sku = rng.choices(skus, weights)[0]
             roll = rng.random()
             if roll < 0.30:
                 channel = rng.choice(["web", "app"])
