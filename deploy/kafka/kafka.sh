@@ -97,11 +97,18 @@ start() {
       { say "formatting storage failed:"; cat "$logs/format.log" >&2; exit 1; }
   fi
   : >"$logs/server.log"
-  # setsid: the broker outlives the shell that started it and ignores its terminal's signals.
-  setsid nohup java "-Xms256m" "-Xmx$heap" -XX:+UseG1GC -Djava.awt.headless=true \
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$cport") 2>/dev/null; then
+    say "port $port or $cport is already taken by another process; choose STOCKSYNC_KAFKA_PORT"
+    exit 1
+  fi
+  rm -f "$pidfile"
+  # setsid: the broker outlives the shell that started it and ignores its terminal's Ctrl-C.
+  # setsid may fork, so the broker's shell writes its own pid before exec'ing java.
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" \
+    java "-Xms256m" "-Xmx$heap" -XX:+UseG1GC -Djava.awt.headless=true \
     -Dkafka.logs.dir="$logs" -Dlog4j2.configurationFile="$here/log4j2.properties" \
     -cp "$lib/*" kafka.Kafka "$props" >"$logs/stdout.log" 2>&1 </dev/null &
-  echo $! >"$pidfile"
+  for _ in $(seq 1 50); do [[ -s $pidfile ]] && break; sleep 0.1; done
   local waited=0
   until answers; do
     if ! running_pid >/dev/null; then
