@@ -58,6 +58,7 @@ def ev(
     at: int | None = None,
     reason: str | None = None,
     event_id: str | None = None,
+    counterpart: str | None = None,
 ) -> InventoryEvent:
     """An event; seq defaults to a fresh increasing number, occurred_at to seq * 1000."""
     seq = next(_seq) if seq is None else seq
@@ -71,6 +72,7 @@ def ev(
         occurred_at=seq * 1000 if at is None else at,
         kind=EventKind(kind),
         reason=reason,
+        counterpart_location=counterpart,
     )
 
 

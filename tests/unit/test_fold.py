@@ -61,11 +61,6 @@ def test_count_of_zero_empties_the_location() -> None:
     assert projections(effects)["web"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: fold.apply_to_location sets on_hand=count and ignores occurred_at, so a "
-    "sale that happened after the count but arrived before it is lost (BRIEF §3 COUNTED)",
-)
 def test_count_after_sale_keeps_the_sale() -> None:
     # given 10 received, and a sale at t=5000 that arrived first
     row, _ = fold(ev(K.RECEIVED, 10, at=1000), ev(K.SOLD, 1, source="pos", at=5000))
@@ -88,16 +83,12 @@ def test_transfer_in_adds_to_on_hand_at_the_receiving_location() -> None:
     assert location_atps(row, TOPOLOGY) == {"store-1": 4}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug/design gap: TRANSFER_IN never reduces in_transit (the event has no origin "
-    "location), so a completed transfer is counted twice in on_hand + in_transit forever",
-)
 def test_completed_transfer_leaves_nothing_in_transit() -> None:
-    # given 10 at dc-1, 4 of them shipped to store-1
-    row, _ = fold(ev(K.RECEIVED, 10), ev(K.TRANSFER_OUT, 4))
+    # given 10 at dc-1, 4 of them shipped to store-1 (schema v2 names the destination)
+    row, _ = fold(ev(K.RECEIVED, 10), ev(K.TRANSFER_OUT, 4, counterpart="store-1"))
+    assert stock(row, "store-1").in_transit == 4
     # when store-1 receives the transfer
-    row, _ = fold(ev(K.TRANSFER_IN, 4, loc="store-1"), row=row)
+    row, _ = fold(ev(K.TRANSFER_IN, 4, loc="store-1", counterpart="dc-1"), row=row)
     # then no unit is in transit any more and the company still owns 10 units
     assert sum(s.in_transit for s in row.locations.values()) == 0
     assert sum(s.on_hand + s.in_transit for s in row.locations.values()) == 10

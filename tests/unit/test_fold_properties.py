@@ -31,8 +31,12 @@ SKUS = ("SKU-A", "SKU-B", "SKU-C")
 LOCATIONS = ("dc-1", "dc-2", "store-1", OUTSIDE)
 SOURCES = ("wms", "pos-1", "web", "marketplace")
 ALL_KINDS = tuple(EventKind)
-# SAFETY_STOCK_SET moves no unit, so only COUNTED (an absolute level) breaks unit conservation.
-UNIT_CONSERVING_KINDS = tuple(k for k in EventKind if k is not EventKind.COUNTED)
+# SAFETY_STOCK_SET moves no unit; COUNTED (an absolute level) breaks unit conservation, and a
+# TRANSFER_IN without its TRANSFER_OUT settles units that were never in transit: transfer pairs
+# have a property of their own.
+UNIT_CONSERVING_KINDS = tuple(
+    k for k in EventKind if k not in (EventKind.COUNTED, EventKind.TRANSFER_IN)
+)
 
 PROPERTY = settings(max_examples=200, deadline=None)
 
@@ -70,6 +74,10 @@ def event_logs(draw: st.DrawFn, kinds: Sequence[EventKind] = ALL_KINDS) -> list[
         else:
             quantity = size
         reason = RETURN_NOT_RESTOCKABLE if kind is EventKind.RETURNED and flag else None
+        # schema v2 transfers name the other location; v1 ones (flag False) do not
+        counterpart = None
+        if kind is EventKind.TRANSFER_OUT and flag:
+            counterpart = next((other for other in locs if other != loc), None)
         event = InventoryEvent(
             event_id=f"e{i}",
             source=source,
@@ -80,6 +88,7 @@ def event_logs(draw: st.DrawFn, kinds: Sequence[EventKind] = ALL_KINDS) -> list[
             occurred_at=at,
             kind=kind,
             reason=reason,
+            counterpart_location=counterpart,
         )
         validate_event(event)  # the generator only makes events the codec would accept
         log.append(event)
@@ -111,7 +120,7 @@ def units_owned(row: SkuRow) -> int:
 
 
 def expected_units(events: Sequence[InventoryEvent]) -> int:
-    inflow = {EventKind.RECEIVED, EventKind.ADJUSTED, EventKind.TRANSFER_IN, EventKind.RETURNED}
+    inflow = {EventKind.RECEIVED, EventKind.ADJUSTED, EventKind.RETURNED}
     outflow = {EventKind.SOLD, EventKind.FULFILLED}
     # TRANSFER_OUT (on_hand -> in_transit) and DAMAGED (on_hand -> damaged) move units within a
     # location; RESERVED/RELEASED/SAFETY_STOCK_SET move none.
@@ -316,3 +325,105 @@ def test_channels_are_never_left_with_a_stale_quantity(log: list[InventoryEvent]
     for sku, row in rows.items():
         for channel in TOPOLOGY.channels:
             assert last.get((channel, sku), 0) == channel_atp(row, TOPOLOGY, channel)
+
+
+# count-merge rule -------------------------------------------------------------------------
+
+
+@st.composite
+def counted_timelines(draw: st.DrawFn) -> tuple[int, list[InventoryEvent], InventoryEvent]:
+    """What really happened at one location (movements at distinct times, and a cycle count
+    at time T that saw every movement up to T), delivered in any order."""
+    from stocksync.domain.rules import MAX_JOURNAL
+
+    base = draw(st.integers(0, 50))
+    times = draw(st.lists(st.integers(1, 100_000), unique=True, max_size=MAX_JOURNAL - 1))
+    deltas = draw(
+        st.lists(st.integers(-5, 9).filter(bool), min_size=len(times), max_size=len(times))
+    )
+    count_at = draw(st.integers(1, 100_000).filter(lambda t: t not in times))
+    movements = [
+        InventoryEvent(f"m{i}", f"till-{i}", 1, "SKU-A", "dc-1", d, t, EventKind.ADJUSTED)
+        for i, (t, d) in enumerate(zip(times, deltas, strict=True))
+    ]
+    counted = base + sum(d for t, d in zip(times, deltas, strict=True) if t <= count_at)
+    count = InventoryEvent(
+        "count", "counter", 1, "SKU-A", "dc-1", max(counted, 0), count_at, EventKind.COUNTED
+    )
+    arrival = draw(st.permutations([*movements, count]))
+    return base if counted >= 0 else base - counted, arrival, count
+
+
+@PROPERTY
+@given(counted_timelines())
+def test_a_count_merges_with_movements_in_any_arrival_order(
+    timeline: tuple[int, list[InventoryEvent], InventoryEvent],
+) -> None:
+    # given opening stock at dc-1 before anything in the timeline happened
+    base, arrival, count = timeline
+    opening = InventoryEvent("open", "opening", 1, "SKU-A", "dc-1", base, 0, EventKind.RECEIVED)
+    rows, effects = fold_log([opening])
+    # when the movements and the count arrive in any order
+    rows, effects = fold_log(arrival, rows)
+    # then on_hand is the opening stock plus every movement: none lost, none counted twice
+    movements = [e for e in arrival if e is not count]
+    assert rows["SKU-A"].locations["dc-1"].on_hand == base + sum(e.quantity for e in movements)
+    assert not [e for e in effects if type(e).__name__ == "CountNotMerged"]
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(("dc-1", "dc-2", "store-1")),
+            st.sampled_from(("dc-1", "dc-2", "store-1")),
+            st.integers(1, 9),
+        ).filter(lambda t: t[0] != t[1]),
+        max_size=10,
+    ),
+    st.randoms(),
+)
+def test_transfers_move_units_without_creating_or_losing_any(
+    transfers: list[tuple[str, str, int]], rng: object
+) -> None:
+    # given 100 units at each location
+    opening = [
+        InventoryEvent(f"o-{loc}", "wms", i + 1, "SKU-A", loc, 100, 1, EventKind.RECEIVED)
+        for i, loc in enumerate(("dc-1", "dc-2", "store-1"))
+    ]
+    rows, _ = fold_log(opening)
+    outs = [
+        InventoryEvent(
+            f"out{i}",
+            "wms",
+            10 + i,
+            "SKU-A",
+            a,
+            q,
+            10 + i,
+            EventKind.TRANSFER_OUT,
+            counterpart_location=b,
+        )
+        for i, (a, b, q) in enumerate(transfers)
+    ]
+    ins = [
+        InventoryEvent(
+            f"in{i}",
+            "store-sys",
+            1 + i,
+            "SKU-A",
+            b,
+            q,
+            100 + i,
+            EventKind.TRANSFER_IN,
+            counterpart_location=a,
+        )
+        for i, (a, b, q) in enumerate(transfers)
+    ]
+    # when every transfer ships, and then arrives
+    shipped, _ = fold_log(outs, rows)
+    arrived, _ = fold_log(ins, shipped)
+    # then units are conserved while in transit, and nothing is left in transit at the end
+    assert units_owned(shipped["SKU-A"]) == 300
+    assert units_owned(arrived["SKU-A"]) == 300
+    assert all(s.in_transit == 0 for s in arrived["SKU-A"].locations.values())

@@ -19,7 +19,7 @@ from stocksync.domain.events import EventKind
 
 log = structlog.get_logger("stocksync.simulator")
 
-RESTOCK_UNITS = 40
+RESTOCK_UNITS = 30
 INITIAL_UNITS = 25
 
 
@@ -75,7 +75,7 @@ def run_simulation(
                 producers[order.channel].emit(kind, order.sku, order.location, order.quantity)
             elif roll < 0.80 and stores:
                 producers["pos"].emit(EventKind.SOLD, sku, rng.choice(stores), 1)
-            elif roll < 0.93:
+            elif roll < 0.97:
                 producers["marketplace"].emit(EventKind.SOLD, sku, rng.choice(dcs), 1)
             else:
                 producers["wms"].emit(

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class StockLevel(StrEnum):
+    LOW_STOCK = "LOW_STOCK"  # fell to or below the channel's low_stock threshold
+    OUT_OF_STOCK = "OUT_OF_STOCK"  # fell to zero
+    BACK_IN_STOCK = "BACK_IN_STOCK"  # rose from zero
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +33,31 @@ class OversellDetected:
 
 
 @dataclass(frozen=True, slots=True)
+class StockLevelCrossed:
+    channel: str
+    sku: str
+    level: StockLevel
+    quantity: int
+    previous: int
+    threshold: int
+    policy_version: int
+    revision: int
+    as_of: int
+
+
+@dataclass(frozen=True, slots=True)
+class CountNotMerged:
+    """A cycle count the fold could not place in time; on_hand keeps its value. Recount."""
+
+    sku: str
+    location: str
+    event_id: str
+    counted_at: int
+    reason: str
+    as_of: int
+
+
+@dataclass(frozen=True, slots=True)
 class DuplicateIgnored:
     sku: str
     event_id: str
@@ -33,4 +65,5 @@ class DuplicateIgnored:
     source_seq: int
 
 
-Effect = ChannelQuantityChanged | OversellDetected | DuplicateIgnored
+Alert = OversellDetected | StockLevelCrossed | CountNotMerged
+Effect = ChannelQuantityChanged | OversellDetected | StockLevelCrossed | CountNotMerged | DuplicateIgnored

@@ -40,6 +40,8 @@ SALE_KINDS = frozenset(set(EventKind) - STOCK_KINDS)
 SIGNED_KINDS = frozenset({EventKind.ADJUSTED})
 ABSOLUTE_KINDS = frozenset({EventKind.COUNTED, EventKind.SAFETY_STOCK_SET})
 
+TRANSFER_KINDS = frozenset({EventKind.TRANSFER_OUT, EventKind.TRANSFER_IN})
+
 RETURN_NOT_RESTOCKABLE = "damaged"
 
 
@@ -54,6 +56,8 @@ class InventoryEvent:
     occurred_at: int  # UTC epoch milliseconds, from the source; the fold never reads a clock
     kind: EventKind
     reason: str | None = None
+    # TRANSFER_OUT: where the units go; TRANSFER_IN: where they came from (schema v2, optional)
+    counterpart_location: str | None = None
 
 
 class InvalidEvent(ValueError):
@@ -80,3 +84,8 @@ def validate_event(event: InventoryEvent) -> None:
             raise InvalidEvent(f"{event.kind} quantity {event.quantity} must be >= 0")
     elif event.quantity <= 0:
         raise InvalidEvent(f"{event.kind} quantity {event.quantity} must be > 0")
+    if event.counterpart_location is not None:
+        if event.kind not in TRANSFER_KINDS:
+            raise InvalidEvent(f"counterpart_location is only for transfers, not {event.kind}")
+        if event.counterpart_location == event.location:
+            raise InvalidEvent(f"a transfer from {event.location} to itself moves nothing")

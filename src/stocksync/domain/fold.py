@@ -3,20 +3,35 @@
 Applying an event twice, or replaying any prefix of the log, changes nothing: an event whose
 source_seq is at or below the highest already applied for its source is a duplicate.
 Reality is never rejected: a sale without stock is applied and flagged as an oversell.
+
+Cycle counts merge with the movements they race with (the count-merge rule):
+- a count C at location L as of event time T says: every on-hand movement at L that happened
+  at or before T is inside C;
+- a movement at L with occurred_at <= the last merged count's time changes on_hand not at all
+  (its other effects, such as releasing a reservation, still apply);
+- a movement newer than the last count is applied and remembered in L's journal;
+- a count sets on_hand = C + the journal's movements newer than T, whatever order they came in;
+- a count older than the last merged count, or older than what the journal still remembers
+  (COUNT_WINDOW_MS, MAX_JOURNAL), cannot be placed: on_hand is kept and CountNotMerged is
+  emitted so the location is recounted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from stocksync.domain.effects import (
     ChannelQuantityChanged,
+    CountNotMerged,
     DuplicateIgnored,
     Effect,
     OversellDetected,
+    StockLevel,
+    StockLevelCrossed,
 )
 from stocksync.domain.events import RETURN_NOT_RESTOCKABLE, EventKind, InventoryEvent
+from stocksync.domain.rules import COUNT_WINDOW_MS, MAX_JOURNAL
 from stocksync.domain.state import EMPTY_LOCATION, LocationStock, SkuRow, channel_atp
 from stocksync.domain.topology import Topology
 
@@ -28,35 +43,99 @@ class FoldResult:
     applied: bool
 
 
-def apply_to_location(stock: LocationStock, event: InventoryEvent) -> LocationStock:
-    """The effect of one event on one location's quantities (see the semantics table)."""
+# The on-hand change each movement makes at its own location, as a sign of the quantity.
+_ON_HAND_SIGN: Mapping[EventKind, int] = {
+    EventKind.RECEIVED: 1,
+    EventKind.ADJUSTED: 1,  # the quantity is already signed
+    EventKind.TRANSFER_IN: 1,
+    EventKind.TRANSFER_OUT: -1,
+    EventKind.DAMAGED: -1,
+    EventKind.FULFILLED: -1,
+    EventKind.SOLD: -1,
+    EventKind.RETURNED: 1,
+}
+
+
+def on_hand_delta(event: InventoryEvent) -> int:
+    if event.kind is EventKind.RETURNED and event.reason == RETURN_NOT_RESTOCKABLE:
+        return 0
+    return _ON_HAND_SIGN.get(event.kind, 0) * event.quantity
+
+
+def apply_movement(stock: LocationStock, occurred_at: int, delta: int) -> LocationStock:
+    """Change on_hand by delta unless the last merged count already contains the movement."""
+    if delta == 0 or occurred_at <= stock.counted_at:
+        return stock
+    journal = (*stock.journal, (occurred_at, delta))
+    if len(journal) > 1 and journal[-2][0] > occurred_at:
+        journal = tuple(sorted(journal))
+    horizon = journal[-1][0] - COUNT_WINDOW_MS
+    floor = stock.journal_floor
+    keep_from = 0
+    while keep_from < len(journal) and (
+        journal[keep_from][0] <= horizon or len(journal) - keep_from > MAX_JOURNAL
+    ):
+        floor = max(floor, journal[keep_from][0])
+        keep_from += 1
+    return replace(
+        stock, on_hand=stock.on_hand + delta, journal=journal[keep_from:], journal_floor=floor
+    )
+
+
+def apply_count(
+    stock: LocationStock, event: InventoryEvent
+) -> tuple[LocationStock, CountNotMerged | None]:
+    counted_at = event.occurred_at
+    reason = None
+    if counted_at <= stock.counted_at:
+        reason = f"older than the count already merged as of {stock.counted_at}"
+    elif counted_at < stock.journal_floor:
+        reason = (
+            f"movements after {counted_at} are no longer remembered (journal reaches back to "
+            f"{stock.journal_floor}); recount"
+        )
+    if reason is not None:
+        return stock, CountNotMerged(
+            event.sku, event.location, event.event_id, counted_at, reason, event.occurred_at
+        )
+    later = tuple(entry for entry in stock.journal if entry[0] > counted_at)
+    on_hand = event.quantity + sum(delta for _, delta in later)
+    return replace(stock, on_hand=on_hand, counted_at=counted_at, journal=later), None
+
+
+def apply_to_locations(
+    locations: Mapping[str, LocationStock], event: InventoryEvent
+) -> tuple[dict[str, LocationStock], CountNotMerged | None]:
+    """The effect of one event on the quantities of the locations it touches."""
+    out = dict(locations)
+    loc = event.location
+    stock = out.get(loc, EMPTY_LOCATION)
     q = event.quantity
     kind = event.kind
-    if kind is EventKind.RECEIVED or kind is EventKind.TRANSFER_IN:
-        return replace(stock, on_hand=stock.on_hand + q)
-    if kind is EventKind.ADJUSTED:
-        return replace(stock, on_hand=stock.on_hand + q)
     if kind is EventKind.COUNTED:
-        return replace(stock, on_hand=q)
-    if kind is EventKind.TRANSFER_OUT:
-        return replace(stock, on_hand=stock.on_hand - q, in_transit=stock.in_transit + q)
-    if kind is EventKind.DAMAGED:
-        return replace(stock, on_hand=stock.on_hand - q, damaged=stock.damaged + q)
+        out[loc], problem = apply_count(stock, event)
+        return out, problem
     if kind is EventKind.SAFETY_STOCK_SET:
-        return replace(stock, safety_stock=q)
+        out[loc] = replace(stock, safety_stock=q)
+        return out, None
+    stock = apply_movement(stock, event.occurred_at, on_hand_delta(event))
     if kind is EventKind.RESERVED:
-        return replace(stock, reserved=stock.reserved + q)
-    if kind is EventKind.RELEASED:
-        return replace(stock, reserved=max(0, stock.reserved - q))
-    if kind is EventKind.FULFILLED:
-        return replace(stock, reserved=max(0, stock.reserved - q), on_hand=stock.on_hand - q)
-    if kind is EventKind.SOLD:
-        return replace(stock, on_hand=stock.on_hand - q)
-    if kind is EventKind.RETURNED:
-        if event.reason == RETURN_NOT_RESTOCKABLE:
-            return replace(stock, damaged=stock.damaged + q)
-        return replace(stock, on_hand=stock.on_hand + q)
-    raise AssertionError(f"unhandled event kind {kind}")  # pragma: no cover
+        stock = replace(stock, reserved=stock.reserved + q)
+    elif kind is EventKind.RELEASED or kind is EventKind.FULFILLED:
+        stock = replace(stock, reserved=max(0, stock.reserved - q))
+    elif kind is EventKind.DAMAGED or (
+        kind is EventKind.RETURNED and event.reason == RETURN_NOT_RESTOCKABLE
+    ):
+        stock = replace(stock, damaged=stock.damaged + q)
+    elif kind is EventKind.TRANSFER_IN:
+        stock = replace(stock, in_transit=max(0, stock.in_transit - q))
+    out[loc] = stock
+    if kind is EventKind.TRANSFER_OUT:
+        # In transit counts at the destination; without one (schema v1) at the origin.
+        dest = event.counterpart_location or loc
+        dest_stock = out.get(dest, EMPTY_LOCATION)
+        out[dest] = replace(dest_stock, in_transit=dest_stock.in_transit + q)
+    return out, None
 
 
 def apply_event(row: SkuRow | None, event: InventoryEvent, topology: Topology) -> FoldResult:
@@ -68,11 +147,12 @@ def apply_event(row: SkuRow | None, event: InventoryEvent, topology: Topology) -
         return FoldResult(row, (duplicate,), applied=False)
 
     before = row.locations.get(event.location, EMPTY_LOCATION)
-    after = apply_to_location(before, event)
-    effects: list[Effect] = []
+    locations, count_problem = apply_to_locations(row.locations, event)
+    after = locations[event.location]
+    effects: list[Effect] = [] if count_problem is None else [count_problem]
     new_shortfall = after.shortfall() - before.shortfall()
     if new_shortfall > 0:
-        after = replace(after, oversold=after.oversold + new_shortfall)
+        locations[event.location] = replace(after, oversold=after.oversold + new_shortfall)
         effects.append(
             OversellDetected(
                 sku=event.sku,
@@ -83,8 +163,6 @@ def apply_event(row: SkuRow | None, event: InventoryEvent, topology: Topology) -
                 as_of=event.occurred_at,
             )
         )
-    locations = dict(row.locations)
-    locations[event.location] = after
     sources = dict(row.sources)
     sources[event.source] = event.source_seq
     row = SkuRow(
@@ -95,26 +173,46 @@ def apply_event(row: SkuRow | None, event: InventoryEvent, topology: Topology) -
         revision=row.revision + 1,
         last_event_at=max(row.last_event_at, event.occurred_at),
     )
-    row, changes = project_channels(row, topology, topology.channels_for(event.location))
+    touched = topology.channels_for(event.location)
+    if event.counterpart_location is not None:
+        touched = (*touched, *topology.channels_for(event.counterpart_location))
+    row, changes = project_channels(row, topology, dict.fromkeys(touched))
     effects.extend(changes)
     return FoldResult(row, tuple(effects), applied=True)
 
 
+def level_crossed(
+    previous: int | None, quantity: int, low_stock: int
+) -> tuple[StockLevel, int] | None:
+    """The threshold a channel quantity crossed, if any, with the threshold's value."""
+    if previous is None or previous == quantity:
+        return None
+    if quantity == 0 and previous > 0:
+        return StockLevel.OUT_OF_STOCK, 0
+    if previous == 0 and quantity > 0:
+        return StockLevel.BACK_IN_STOCK, 0
+    if low_stock and quantity <= low_stock < previous:
+        return StockLevel.LOW_STOCK, low_stock
+    return None
+
+
 def project_channels(
     row: SkuRow, topology: Topology, channels: Iterable[str]
-) -> tuple[SkuRow, list[ChannelQuantityChanged]]:
-    """Recompute the given channels' quantities; report and remember only those that changed."""
-    changes: list[ChannelQuantityChanged] = []
+) -> tuple[SkuRow, list[Effect]]:
+    """Recompute the given channels' quantities; report and remember only those that changed,
+    and the stock-level thresholds they crossed."""
+    effects: list[Effect] = []
     published = None
     for channel in channels:
         quantity = channel_atp(row, topology, channel)
         current = (quantity, topology.version)
-        if row.published.get(channel) == current:
+        last = row.published.get(channel)
+        if last == current:
             continue
         if published is None:
             published = dict(row.published)
         published[channel] = current
-        changes.append(
+        effects.append(
             ChannelQuantityChanged(
                 channel=channel,
                 sku=row.sku,
@@ -124,9 +222,28 @@ def project_channels(
                 as_of=row.last_event_at,
             )
         )
+        crossed = level_crossed(
+            None if last is None else last[0],
+            quantity,
+            topology.channels[channel].policy.low_stock,
+        )
+        if crossed is not None:
+            effects.append(
+                StockLevelCrossed(
+                    channel=channel,
+                    sku=row.sku,
+                    level=crossed[0],
+                    quantity=quantity,
+                    previous=last[0] if last else 0,
+                    threshold=crossed[1],
+                    policy_version=topology.version,
+                    revision=row.revision,
+                    as_of=row.last_event_at,
+                )
+            )
     if published is None:
-        return row, changes
-    return replace(row, published=published), changes
+        return row, effects
+    return replace(row, published=published), effects
 
 
 def published_quantities(row: SkuRow, channels: Iterable[str]) -> list[ChannelQuantityChanged]:

@@ -17,6 +17,11 @@ class LocationStock:
     in_transit: int = 0  # units shipped out of here by a transfer and not yet received
     safety_stock: int | None = None  # None: the location's default from the topology
     oversold: int = 0  # units committed beyond stock, cumulative (the recorded shortfall)
+    counted_at: int = -1  # event time of the last cycle count merged here (-1: none), epoch ms
+    # on-hand movements newer than counted_at, as (occurred_at, delta), oldest first: what a
+    # late-arriving count must add on top of its absolute number
+    journal: tuple[tuple[int, int], ...] = ()
+    journal_floor: int = 0  # newest event time dropped from the journal; older counts can't merge
 
     def shortfall(self) -> int:
         """Units promised that the location does not have."""

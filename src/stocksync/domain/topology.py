@@ -29,6 +29,7 @@ class ChannelPolicy:
     buffer_percent: int = 0  # whole percent of the summed ATP held back
     buffer_units: int = 0
     cap: int | None = None  # ring-fence: the channel never sees more than this
+    low_stock: int = 0  # alert when the quantity falls to or below this (0: only at zero)
 
     def apply(self, raw_atp: int) -> int:
         held_back = raw_atp * self.buffer_percent // 100
@@ -152,8 +153,10 @@ def parse_topology(data: Mapping[str, Any], origin: str = "topology") -> Topolog
                 )
         policy = spec.get("policy") or {}
         if not isinstance(policy, Mapping):
-            raise TopologyError(f"{key}.policy: expected buffer_percent, buffer_units and/or cap")
-        unknown = set(policy) - {"buffer_percent", "buffer_units", "cap"}
+            raise TopologyError(
+                f"{key}.policy: expected buffer_percent, buffer_units, cap and/or low_stock"
+            )
+        unknown = set(policy) - {"buffer_percent", "buffer_units", "cap", "low_stock"}
         if unknown:
             raise TopologyError(f"{key}.policy: unknown setting(s) {sorted(unknown)}")
         percent = _int(policy.get("buffer_percent", 0), f"{key}.policy.buffer_percent")
@@ -167,6 +170,7 @@ def parse_topology(data: Mapping[str, Any], origin: str = "topology") -> Topolog
                 buffer_percent=percent,
                 buffer_units=_int(policy.get("buffer_units", 0), f"{key}.policy.buffer_units"),
                 cap=None if cap is None else _int(cap, f"{key}.policy.cap"),
+                low_stock=_int(policy.get("low_stock", 0), f"{key}.policy.low_stock"),
             ),
         )
     return Topology(version=version, locations=locations, channels=channels)
