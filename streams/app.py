@@ -8,6 +8,8 @@ The agent only decodes, calls stocksync.domain.fold.apply_event and publishes th
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,20 +21,34 @@ from faust.types import EventT, StreamT
 
 from stocksync.codec.avro import Undecodable
 from stocksync.codec.events import decode_event
-from stocksync.codec.outputs import encode_dead_letter, encode_projection, projection_key
+from stocksync.codec.outputs import (
+    encode_alert,
+    encode_dead_letter,
+    encode_projection,
+    projection_key,
+)
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
 from stocksync.codec.schemas import UnknownSchema
 from stocksync.config import Settings
-from stocksync.domain.effects import ChannelQuantityChanged, OversellDetected
+from stocksync.domain.audit import audit_entry
+from stocksync.domain.effects import (
+    ChannelQuantityChanged,
+    CountNotMerged,
+    OversellDetected,
+    StockLevelCrossed,
+)
 from stocksync.domain.events import InvalidEvent, InventoryEvent
-from stocksync.domain.fold import apply_event, published_quantities
+from stocksync.domain.fold import apply_event, project_channels, published_quantities
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
-from stocksync.topics import ATP_TABLE
+from stocksync.topics import ATP_TABLE, HISTORY_TABLE
 
 log = structlog.get_logger("stocksync.worker")
 
 MB = 1024 * 1024
+HISTORY_DEPTH = 20  # audit entries kept per SKU
+REPROJECT_CHUNK = 500  # rows re-projected between yields to the event loop
+FAUST_INTERNAL_KEY_PREFIX = b"__faust"
 
 
 class Rejected(Exception):
@@ -50,7 +66,14 @@ class Worker:
     def __init__(self, settings: Settings, topology: Topology) -> None:
         self.settings = settings
         self.current_topology = topology
-        self.counters = {"applied": 0, "duplicates": 0, "dead_lettered": 0, "oversells": 0}
+        self._reprojection: asyncio.Future[None] | None = None
+        self.counters = {
+            "applied": 0,
+            "duplicates": 0,
+            "dead_lettered": 0,
+            "oversells": 0,
+            "alerts": 0,
+        }
         topics = settings.topics
         self.app = faust.App(
             settings.app_id,
@@ -90,6 +113,9 @@ class Worker:
         self.dead_letter_topic = self.app.topic(
             topics.dead_letter, key_serializer="raw", value_serializer="raw"
         )
+        self.alerts_topic = self.app.topic(
+            topics.alerts, key_serializer="raw", value_serializer="raw"
+        )
         self.table = self.app.Table(
             ATP_TABLE,
             # bytes in, bytes out: faust picks the raw codec; rows are encoded by codec.rows.
@@ -102,6 +128,18 @@ class Worker:
                 "block_cache_size": settings.rocksdb_cache_mb * MB,
                 "block_cache_compressed_size": 8 * MB,
                 "write_buffer_size": 16 * MB,
+            },
+        )
+        self.history = self.app.Table(
+            HISTORY_TABLE,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            options={
+                "driver": "rocksdict",
+                "block_cache_size": 8 * MB,
+                "block_cache_compressed_size": 8 * MB,
+                "write_buffer_size": 8 * MB,
             },
         )
         self.app.agent(self.events_topic, name="fold_events")(self.fold_events)
@@ -124,10 +162,16 @@ class Worker:
                 self.table[key] = row_to_bytes(result.row)
                 self.counters["applied"] += 1
                 effects: Sequence[Any] = result.effects
+                self._append_history(
+                    key,
+                    audit_entry(
+                        row, inventory_event, result.row, result.effects, self.current_topology
+                    ),
+                )
             else:
                 effects = self._repair_after_duplicate(key, stored, result.row, inventory_event)
             for effect in effects:
-                await self._publish(effect)
+                await self._publish(effect, result.row.revision)
         except Rejected as rejected:
             await self._dead_letter(message, rejected.error, rejected.reason)
         except Exception as exc:
@@ -173,12 +217,21 @@ class Worker:
             )
         return inventory_event
 
-    async def _publish(self, effect: Any) -> None:
+    def _append_history(self, key: bytes, entry: dict[str, Any]) -> None:
+        stored = self.history.get(key)
+        entries = json.loads(stored) if stored else []
+        entries.append(entry)
+        self.history[key] = json.dumps(
+            entries[-HISTORY_DEPTH:], separators=(",", ":"), sort_keys=True
+        ).encode()
+
+    async def _publish(self, effect: Any, revision: int) -> None:
         if isinstance(effect, ChannelQuantityChanged):
             await self.projection_topic.send(
                 key=projection_key(effect.channel, effect.sku), value=encode_projection(effect)
             )
-        elif isinstance(effect, OversellDetected):
+            return
+        if isinstance(effect, OversellDetected):
             self.counters["oversells"] += 1
             log.warning(
                 "oversell_detected",
@@ -188,6 +241,53 @@ class Worker:
                 units=effect.units,
                 event_id=effect.event_id,
             )
+        elif isinstance(effect, CountNotMerged):
+            log.warning(
+                "count_not_merged", sku=effect.sku, location=effect.location, reason=effect.reason
+            )
+        elif not isinstance(effect, StockLevelCrossed):
+            return
+        self.counters["alerts"] += 1
+        await self.alerts_topic.send(key=effect.sku.encode(), value=encode_alert(effect, revision))
+
+    # -- configuration changes ---------------------------------------------------------------
+
+    def on_topology(self, topology: Topology) -> None:
+        """A newer topology version was published (called on the event loop)."""
+        previous = self.current_topology
+        self.current_topology = topology
+        log.info("topology_applied", version=topology.version, previous=previous.version)
+        self._reprojection = asyncio.ensure_future(self._reproject(topology))
+
+    async def _reproject(self, topology: Topology) -> None:
+        # Every channel quantity under the new policy, published now rather than at each SKU's
+        # next event. Rows are read and their messages queued without yielding in between, so a
+        # newer value from the agent can never be queued before an older one from here.
+        channels = list(topology.channels)
+        done = 0
+        for key in list(self.table.keys()):
+            if key.startswith(FAUST_INTERNAL_KEY_PREFIX) or self.current_topology is not topology:
+                continue
+            current = self.table.get(key)
+            if current is None:
+                continue
+            row = row_from_bytes(current)
+            _, effects = project_channels(row, topology, channels)
+            for effect in effects:
+                if isinstance(effect, ChannelQuantityChanged):
+                    self.projection_topic.send_soon(
+                        key=projection_key(effect.channel, effect.sku),
+                        value=encode_projection(effect),
+                    )
+                elif isinstance(effect, StockLevelCrossed):
+                    self.counters["alerts"] += 1
+                    self.alerts_topic.send_soon(
+                        key=effect.sku.encode(), value=encode_alert(effect, row.revision)
+                    )
+            done += 1
+            if done % REPROJECT_CHUNK == 0:
+                await asyncio.sleep(0)
+        log.info("topology_reprojected", version=topology.version, rows=done)
 
     async def _dead_letter(self, message: Any, error: str, reason: str) -> None:
         self.counters["dead_lettered"] += 1
@@ -219,17 +319,25 @@ class Worker:
         stored = self.table.get(sku.encode())
         return row_from_bytes(stored) if stored is not None else None
 
+    def history_of(self, sku: str) -> list[dict[str, Any]] | None:
+        stored = self.history.get(sku.encode())
+        return None if stored is None else list(reversed(json.loads(stored)))
+
     def topology(self) -> Topology:
         return self.current_topology
 
     def health(self) -> dict[str, Any]:
         app = self.app
-        assigned = sorted(
-            tp.partition
-            for tp in app.consumer.assignment()
-            if tp.topic == self.settings.topics.stock_events
-        ) if app.consumer else []
-        recovered = app.tables.recovery.completed.is_set()
+        assigned = (
+            sorted(
+                tp.partition
+                for tp in app.consumer.assignment()
+                if tp.topic == self.settings.topics.stock_events
+            )
+            if app.consumer
+            else []
+        )
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         ready = bool(assigned) and recovered and not app.rebalancing
         return {
             "ready": ready,

@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from faust import Worker as FaustWorker
 
 from stocksync.config import Settings
+from stocksync.domain.topology import Topology
+from stocksync.topology_log import TopologyFollower, read_latest_topology
 from streams.app import Worker
 from streams.http_service import HttpService
 
 log = structlog.get_logger("stocksync.worker")
 
 
+def initial_topology(settings: Settings) -> Topology:
+    """The file's topology, unless a newer version was published to the topology topic."""
+    from_file = settings.load_topology()
+    published = read_latest_topology(settings)
+    if published is not None and published.version > from_file.version:
+        log.info("topology_from_topic", version=published.version, file_version=from_file.version)
+        return published
+    return from_file
+
+
 def build_worker(settings: Settings) -> Worker:
-    worker = Worker(settings, settings.load_topology())
-    worker.app.service(
-        HttpService(worker, settings.http_host, settings.http_port, loop=None)
-    )
+    worker = Worker(settings, initial_topology(settings))
+    worker.app.service(HttpService(worker, settings.http_host, settings.http_port))  # type: ignore[arg-type]
+
+    async def follow_topology() -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_new(topology: Topology) -> None:
+            loop.call_soon_threadsafe(worker.on_topology, topology)
+
+        TopologyFollower(settings, worker.current_topology.version, on_new).start()
+
+    worker.app.task(follow_topology)
+
     return worker
 
 

@@ -7,6 +7,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,16 +18,21 @@ from stocksync.logs import configure_logging
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
 
-app = typer.Typer(help="stocksync: one authoritative ATP number for every sales channel.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="stocksync: one authoritative ATP number for every sales channel.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 topics_app = typer.Typer(help="Provision stocksync's Kafka topics.", no_args_is_help=True)
 atp_app = typer.Typer(help="Query available-to-promise.", no_args_is_help=True)
 dead_letter_app = typer.Typer(help="Look at rejected input.", no_args_is_help=True)
 projections_app = typer.Typer(help="What each channel is told.", no_args_is_help=True)
+topology_app = typer.Typer(help="Locations, channels and policies.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(atp_app, name="atp")
 app.add_typer(dead_letter_app, name="dead-letter")
 app.add_typer(projections_app, name="projections")
+app.add_typer(topology_app, name="topology")
 
 
 def _settings() -> Settings:
@@ -107,6 +113,44 @@ def atp_get(
         raise typer.Exit(1) from None
 
 
+@topology_app.command("publish")
+def topology_publish(path: Path) -> None:
+    """Publish a new topology version; running workers apply it and re-publish every channel
+    quantity under it."""
+    settings = _settings()
+    import yaml
+
+    from stocksync.domain.topology import TopologyError
+    from stocksync.provision import ensure_topics
+    from stocksync.topology_log import publish_topology
+
+    try:
+        document = yaml.safe_load(path.read_text())
+        ensure_topics(settings)
+        topology = publish_topology(settings, document)
+    except (OSError, yaml.YAMLError, TopologyError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"published topology version {topology.version}: {len(topology.locations)} locations, "
+        f"{len(topology.channels)} channels"
+    )
+
+
+@topology_app.command("show")
+def topology_show() -> None:
+    """Print the topology version workers use (newest published, else the file)."""
+    settings = _settings()
+    from stocksync.topology_log import read_latest_topology
+
+    published = read_latest_topology(settings)
+    topology = published or settings.load_topology()
+    origin = "topic" if published else str(settings.topology_file)
+    typer.echo(f"version {topology.version} (from {origin})")
+    for channel in topology.channels.values():
+        typer.echo(f"  {channel.id:14} sells from {', '.join(channel.locations)}; {channel.policy}")
+
+
 def _reader(settings: Settings, topic: str, from_beginning: bool) -> Consumer:
     from confluent_kafka import Consumer
 
@@ -141,7 +185,7 @@ def projections_tail(
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            change = decode_projection(msg.value())
+            change = decode_projection(msg.value() or b"")
             if channel and change.channel != channel:
                 continue
             typer.echo(
@@ -172,7 +216,7 @@ def dead_letter_inspect(
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            record = decode_dead_letter(msg.value())
+            record = decode_dead_letter(msg.value() or b"")
             original = record.pop("original_value") or b""
             record["original_key"] = (record["original_key"] or b"").decode(errors="replace")
             record["original_value_hex"] = original[:64].hex()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import structlog
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stocksync.config import Settings
 
@@ -39,6 +39,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.stock_events, n, dict(log_config)),
         TopicSpec(t.sale_events, n, dict(log_config)),
         TopicSpec(t.atp_changelog, n, dict(compacted)),
+        TopicSpec(t.history_changelog, n, dict(compacted)),
+        TopicSpec(t.alerts, n, dict(log_config)),
+        TopicSpec(t.topology, 1, dict(compacted)),
         TopicSpec(t.channel_atp, n, dict(compacted)),
         TopicSpec(t.dead_letter, 1, dict(log_config)),
         TopicSpec(t.assignor_leader, 1, dict(compacted)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ATP_TABLE = "atp"
+HISTORY_TABLE = "atp-history"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,19 @@ class TopicNames:
     @property
     def dead_letter(self) -> str:
         return f"{self.prefix}dead-letter"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}alerts"
+
+    @property
+    def topology(self) -> str:
+        # compacted, one partition: the versions of the locations/channels configuration
+        return f"{self.prefix}topology"
+
+    @property
+    def history_changelog(self) -> str:
+        return f"{self.app_id}-{HISTORY_TABLE}-changelog"
 
     @property
     def atp_changelog(self) -> str:

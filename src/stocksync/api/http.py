@@ -1,6 +1,7 @@
 """aiohttp handlers of the ATP API. The worker supplies an AtpReader; this module knows no faust.
 
 GET  /v1/atp/{sku}[?channel=c]   one SKU, every location and channel (or one channel)
+GET  /v1/atp/{sku}/history       recent applied events, quantities after each, why channels moved
 POST /v1/atp/batch               {"skus": [...], "channel": optional} -> many SKUs at once
 GET  /healthz                    process is up
 GET  /readyz                     200 once partitions are assigned and the table recovered
@@ -26,6 +27,8 @@ class AtpReader(Protocol):
     def row(self, sku: str) -> SkuRow | None: ...
 
     def topology(self) -> Topology: ...
+
+    def history_of(self, sku: str) -> list[dict[str, Any]] | None: ...
 
     def health(self) -> dict[str, Any]: ...
 
@@ -73,6 +76,13 @@ def build_http_app(reader: AtpReader) -> web.Application:
             return _json(sku_view(row, topology))
         return _json(sku_channel_view(row, topology, channel))
 
+    async def get_history(request: web.Request) -> web.Response:
+        sku = request.match_info["sku"]
+        entries = reader.history_of(sku)
+        if entries is None:
+            return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
+        return _json({"sku": sku, "entries": entries})
+
     async def batch_atp(request: web.Request) -> web.Response:
         try:
             lookup = BatchLookup.model_validate_json(await request.read())
@@ -82,8 +92,8 @@ def build_http_app(reader: AtpReader) -> web.Application:
             return error(
                 400,
                 "invalid_request",
-                f"{where}: {first['msg']}; send {{\"skus\": [..up to {MAX_BATCH}], "
-                f"\"channel\": optional}}",
+                f'{where}: {first["msg"]}; send {{"skus": [..up to {MAX_BATCH}], '
+                f'"channel": optional}}',
             )
         topology = reader.topology()
         if (bad := _check_channel(topology, lookup.channel)) is not None:
@@ -109,6 +119,7 @@ def build_http_app(reader: AtpReader) -> web.Application:
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/v1/atp/{sku}", get_atp)
+    app.router.add_get("/v1/atp/{sku}/history", get_history)
     app.router.add_post("/v1/atp/batch", batch_atp)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

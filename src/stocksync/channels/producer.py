@@ -15,8 +15,8 @@ from typing import Any
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
-from stocksync.codec.events import encode_event
 from stocksync.channels.validation import validated_event
+from stocksync.codec.events import encode_event
 from stocksync.domain.events import STOCK_KINDS, EventKind, InventoryEvent, validate_event
 from stocksync.topics import TopicNames
 

@@ -44,9 +44,7 @@ def decode(payload: bytes | None, reg: SchemaRegistry | None = None) -> tuple[st
     body = io.BytesIO(payload)
     body.seek(HEADER.size)
     try:
-        record = schemaless_reader(
-            body, writer.parsed, None if reader is writer else reader.parsed
-        )
+        record = schemaless_reader(body, writer.parsed, None if reader is writer else reader.parsed)
     except Exception as exc:  # fastavro raises several types for truncated or corrupt bodies
         raise Undecodable(
             f"Avro body does not match schema id {schema_id} ({writer.file}): {exc!r}"

@@ -24,7 +24,7 @@ def subject_for(kind: EventKind) -> str:
 
 
 def event_to_record(event: InventoryEvent) -> dict[str, Any]:
-    return {
+    record = {
         "event_id": event.event_id,
         "source": event.source,
         "source_seq": event.source_seq,
@@ -35,6 +35,9 @@ def event_to_record(event: InventoryEvent) -> dict[str, Any]:
         "type": event.kind.value,
         "reason": event.reason,
     }
+    if event.kind in STOCK_KINDS:
+        record["counterpart_location"] = event.counterpart_location
+    return record
 
 
 def encode_event(event: InventoryEvent) -> bytes:
@@ -56,6 +59,7 @@ def record_to_event(subject: str, record: dict[str, Any]) -> InventoryEvent:
         occurred_at=record["occurred_at"],
         kind=kind,
         reason=record.get("reason"),
+        counterpart_location=record.get("counterpart_location"),
     )
     validate_event(event)
     return event

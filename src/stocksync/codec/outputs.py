@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from stocksync.codec.avro import decode, encode_latest
-from stocksync.domain.effects import ChannelQuantityChanged
+from stocksync.domain.effects import (
+    Alert,
+    ChannelQuantityChanged,
+    CountNotMerged,
+    OversellDetected,
+    StockLevelCrossed,
+)
 
 CHANNEL_ATP_SUBJECT = "channel-atp"
 DEAD_LETTER_SUBJECT = "dead-letter"
+ALERT_SUBJECT = "alert"
 
 
 def projection_key(channel: str, sku: str) -> bytes:
@@ -67,4 +74,66 @@ def decode_dead_letter(payload: bytes) -> dict[str, Any]:
     subject, record = decode(payload)
     if subject != DEAD_LETTER_SUBJECT:
         raise ValueError(f"expected a {DEAD_LETTER_SUBJECT} message, got {subject}")
+    return record
+
+
+def alert_record(alert: Alert, revision: int) -> dict[str, Any]:
+    """The Avro record of an alert; revision is the SKU row's revision after the event."""
+    base: dict[str, Any] = {
+        "sku": alert.sku,
+        "channel": None,
+        "location": None,
+        "previous": None,
+        "threshold": None,
+        "event_id": None,
+        "source": None,
+        "policy_version": None,
+        "revision": revision,
+        "as_of": alert.as_of,
+    }
+    if isinstance(alert, StockLevelCrossed):
+        kind, where = alert.level.value, alert.channel
+        base.update(
+            channel=alert.channel,
+            quantity=alert.quantity,
+            previous=alert.previous,
+            threshold=alert.threshold if alert.threshold else None,
+            policy_version=alert.policy_version,
+            message=f"{alert.channel} may sell {alert.quantity} of {alert.sku} "
+            f"(was {alert.previous}): {kind.lower().replace('_', ' ')}",
+        )
+    elif isinstance(alert, OversellDetected):
+        kind, where = "OVERSELL", alert.location
+        base.update(
+            location=alert.location,
+            quantity=alert.units,
+            event_id=alert.event_id,
+            source=alert.source,
+            message=f"{alert.source} sold {alert.units} unit(s) of {alert.sku} at "
+            f"{alert.location} beyond its stock",
+        )
+    elif isinstance(alert, CountNotMerged):
+        kind, where = "COUNT_NOT_MERGED", alert.location
+        base.update(
+            location=alert.location,
+            quantity=alert.quantity,
+            event_id=alert.event_id,
+            message=f"count of {alert.sku} at {alert.location} as of {alert.counted_at} not "
+            f"merged: {alert.reason}",
+        )
+    else:  # pragma: no cover - Alert is a closed union
+        raise TypeError(f"not an alert: {alert!r}")
+    base["type"] = kind
+    base["alert_id"] = f"{alert.sku}:{revision}:{kind}:{where}"
+    return base
+
+
+def encode_alert(alert: Alert, revision: int) -> bytes:
+    return encode_latest(alert_record(alert, revision), ALERT_SUBJECT)
+
+
+def decode_alert(payload: bytes) -> dict[str, Any]:
+    subject, record = decode(payload)
+    if subject != ALERT_SUBJECT:
+        raise ValueError(f"expected an {ALERT_SUBJECT} message, got {subject}")
     return record

@@ -52,6 +52,7 @@ class CountNotMerged:
     sku: str
     location: str
     event_id: str
+    quantity: int
     counted_at: int
     reason: str
     as_of: int
@@ -66,4 +67,10 @@ class DuplicateIgnored:
 
 
 Alert = OversellDetected | StockLevelCrossed | CountNotMerged
-Effect = ChannelQuantityChanged | OversellDetected | StockLevelCrossed | CountNotMerged | DuplicateIgnored
+Effect = (
+    ChannelQuantityChanged
+    | OversellDetected
+    | StockLevelCrossed
+    | CountNotMerged
+    | DuplicateIgnored
+)

@@ -96,7 +96,13 @@ def apply_count(
         )
     if reason is not None:
         return stock, CountNotMerged(
-            event.sku, event.location, event.event_id, counted_at, reason, event.occurred_at
+            event.sku,
+            event.location,
+            event.event_id,
+            event.quantity,
+            counted_at,
+            reason,
+            event.occurred_at,
         )
     later = tuple(entry for entry in stock.journal if entry[0] > counted_at)
     on_hand = event.quantity + sum(delta for _, delta in later)
