@@ -121,7 +121,9 @@ class WorkerProcess:
         def ready() -> dict[str, Any] | None:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
+                raise AssertionError(
+                    f"worker exited with {self.process.returncode}:\n{self.tail()}"
+                )
             return self.health()
 
         try:
@@ -144,6 +146,9 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+    def http(self, path: str) -> tuple[int, Any]:
+        return http_json(f"{self.url}{path}")
 
     def atp(self, sku: str, channel: str | None = None) -> tuple[int, Any]:
         query = f"?channel={channel}" if channel else ""

@@ -31,7 +31,9 @@ def fresh_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_restart_after_signal_recovers_the_same_table(fresh_worker: WorkerProcess, sig: signal.Signals) -> None:
+def test_restart_after_signal_recovers_the_same_table(
+    fresh_worker: WorkerProcess, sig: signal.Signals
+) -> None:
     # given a worker that applied a day of events
     ledger, _ = produce_retail_day(fresh_worker, SKUS, seed=21)
     before = assert_worker_matches(fresh_worker, ledger, SKUS)

@@ -62,7 +62,9 @@ class Ledger:
         return raw
 
 
-def produce_retail_day(worker: WorkerProcess, skus: list[str], seed: int) -> tuple[Ledger, list[InventoryEvent]]:
+def produce_retail_day(
+    worker: WorkerProcess, skus: list[str], seed: int
+) -> tuple[Ledger, list[InventoryEvent]]:
     rng = random.Random(seed)
     topics = worker.settings.topics
     bootstrap = worker.settings.bootstrap_servers
@@ -90,7 +92,11 @@ def produce_retail_day(worker: WorkerProcess, skus: list[str], seed: int) -> tup
             kind, source, qty = EventKind.ADJUSTED, "wms", rng.choice([-2, -1, 1, 4])
         else:
             kind, source, qty = EventKind.RECEIVED, "wms", rng.randint(5, 20)
-        sent.append(sources[source].emit(kind, sku, loc, qty, reason="cycle" if kind == EventKind.ADJUSTED else None))
+        sent.append(
+            sources[source].emit(
+                kind, sku, loc, qty, reason="cycle" if kind == EventKind.ADJUSTED else None
+            )
+        )
         ledger.record(kind, sku, loc, qty)
     for producer in sources.values():
         producer.flush()
@@ -108,7 +114,10 @@ def assert_worker_matches(worker: WorkerProcess, ledger: Ledger, skus: list[str]
             assert got["reserved"] == ledger.reserved[(sku, loc)], (sku, loc)
             assert got["atp"] == ledger.location_atp(sku, loc), (sku, loc)
         for channel in CHANNELS:
-            assert view["channels"][channel]["atp"] == ledger.channel_atp(sku, channel), (sku, channel)
+            assert view["channels"][channel]["atp"] == ledger.channel_atp(sku, channel), (
+                sku,
+                channel,
+            )
         views[sku] = view
     return views
 
@@ -162,7 +171,9 @@ def test_a_second_copy_of_every_event_changes_nothing(worker: WorkerProcess) -> 
     duplicates_before = worker.health()["duplicates"]  # type: ignore[index]
 
     # when every event is sent again, in the same order, by a fresh producer
-    replayer = ChannelProducer(worker.settings.bootstrap_servers, "replayer", worker.settings.topics)
+    replayer = ChannelProducer(
+        worker.settings.bootstrap_servers, "replayer", worker.settings.topics
+    )
     for event in sent:
         replayer.send(event)
     replayer.flush()
@@ -177,9 +188,13 @@ def test_a_second_copy_of_every_event_changes_nothing(worker: WorkerProcess) -> 
     assert after == before
 
 
-def test_garbage_goes_to_dead_letter_with_reason_and_processing_continues(worker: WorkerProcess) -> None:
+def test_garbage_goes_to_dead_letter_with_reason_and_processing_continues(
+    worker: WorkerProcess,
+) -> None:
     topics = worker.settings.topics
-    raw = Producer({"bootstrap.servers": worker.settings.bootstrap_servers, "partitioner": "murmur2_random"})
+    raw = Producer(
+        {"bootstrap.servers": worker.settings.bootstrap_servers, "partitioner": "murmur2_random"}
+    )
     # given a message that is not Avro at all, and one with an unknown schema id
     raw.produce(topics.stock_events, key=b"GARBAGE-1", value=b"this is not avro")
     raw.produce(topics.sale_events, key=b"GARBAGE-2", value=b"\x00\x00\x00\x03\xe7" + b"\x01\x02")
@@ -193,7 +208,10 @@ def test_garbage_goes_to_dead_letter_with_reason_and_processing_continues(worker
     view = worker.wait_revision("AFTER-GARBAGE", 1)
     assert view["locations"]["dc-2"]["on_hand"] == 7
     # and both bad messages are in the dead-letter topic with a reason and their original bytes
-    letters = [decode_dead_letter(v or b"") for _, v in read_topic(worker.settings.bootstrap_servers, topics.dead_letter, expect=2)]
+    letters = [
+        decode_dead_letter(v or b"")
+        for _, v in read_topic(worker.settings.bootstrap_servers, topics.dead_letter, expect=2)
+    ]
     by_key = {letter["original_key"]: letter for letter in letters}
     assert by_key[b"GARBAGE-1"]["error"] == "undecodable"
     assert by_key[b"GARBAGE-1"]["original_value"] == b"this is not avro"
@@ -210,13 +228,25 @@ def test_event_on_the_wrong_partition_is_dead_lettered_with_the_fix(worker: Work
     crc = Producer({"bootstrap.servers": worker.settings.bootstrap_servers})
     skus = [f"CRC-{i}" for i in range(12)]
     for i, sku in enumerate(skus):
-        event = InventoryEvent(str(uuid.uuid4()), "crc-client", i + 1, sku, "dc-2", 1, int(time.time() * 1000), EventKind.RECEIVED)
+        event = InventoryEvent(
+            str(uuid.uuid4()),
+            "crc-client",
+            i + 1,
+            sku,
+            "dc-2",
+            1,
+            int(time.time() * 1000),
+            EventKind.RECEIVED,
+        )
         crc.produce(topics.stock_events, key=sku.encode(), value=encode_event(event))
     crc.flush(10)
 
     # then the SKUs CRC32 placed differently from murmur2 are refused with the fix in the reason
     def wrong_partition_letters() -> list[dict[str, Any]]:
-        letters = [decode_dead_letter(v or b"") for _, v in read_topic(worker.settings.bootstrap_servers, topics.dead_letter)]
+        letters = [
+            decode_dead_letter(v or b"")
+            for _, v in read_topic(worker.settings.bootstrap_servers, topics.dead_letter)
+        ]
         return [x for x in letters if x["error"] == "wrong_partition"]
 
     letters = wait_for(wrong_partition_letters, 30, "wrong_partition dead letters")

@@ -92,6 +92,7 @@ class ChannelProducer:
         event_id: str | None = None,
         source_seq: int | None = None,
         occurred_at: int | None = None,
+        counterpart_location: str | None = None,
     ) -> InventoryEvent:
         """Validate, encode and queue one event from this channel. Raises EventRejected."""
         event = validated_event(
@@ -104,6 +105,7 @@ class ChannelProducer:
             occurred_at=int(time.time() * 1000) if occurred_at is None else occurred_at,
             kind=kind,
             reason=reason,
+            counterpart_location=counterpart_location,
         )
         self.send(event)
         return event

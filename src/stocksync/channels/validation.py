@@ -21,6 +21,7 @@ class EventIn(BaseModel):
     occurred_at: int = Field(ge=0, description="UTC epoch milliseconds")
     kind: EventKind
     reason: str | None = Field(default=None, max_length=200)
+    counterpart_location: str | None = Field(default=None, max_length=200, pattern=IDENT)
 
     @model_validator(mode="after")
     def _semantics(self) -> EventIn:
@@ -38,6 +39,7 @@ class EventIn(BaseModel):
             occurred_at=self.occurred_at,
             kind=self.kind,
             reason=self.reason,
+            counterpart_location=self.counterpart_location,
         )
 
 
