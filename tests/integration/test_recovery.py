@@ -1,4 +1,4 @@
-"""Stop the worker (SIGTERM, SIGKILL), restart it: the table recovers and equals the state before."""
+"""Stop the worker (SIGTERM, SIGKILL), restart it: the table recovers, equal to before."""
 
 from __future__ import annotations
 
