@@ -9,6 +9,7 @@ The agent only decodes, calls stocksync.domain.fold.apply_event and publishes th
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import time
 from collections.abc import Sequence
@@ -19,13 +20,19 @@ import structlog
 from aiokafka.partitioner import murmur2
 from faust.types import EventT, StreamT
 
-from stocksync.codec.avro import Undecodable
-from stocksync.codec.events import decode_event
+from stocksync.codec.avro import Undecodable, decode
+from stocksync.codec.events import EVENT_SUBJECTS, record_to_event
 from stocksync.codec.outputs import (
     encode_alert,
     encode_dead_letter,
     encode_projection,
     projection_key,
+)
+from stocksync.codec.reservations import (
+    COMMAND_SUBJECT,
+    command_from_record,
+    encode_command,
+    encode_reply,
 )
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
 from stocksync.codec.schemas import UnknownSchema
@@ -39,15 +46,23 @@ from stocksync.domain.effects import (
 )
 from stocksync.domain.events import InvalidEvent, InventoryEvent
 from stocksync.domain.fold import apply_event, project_channels, published_quantities
+from stocksync.domain.reservations import (
+    CommandKind,
+    ReplyStatus,
+    ReservationCommand,
+    apply_command,
+    expired_holds,
+)
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
-from stocksync.topics import ATP_TABLE, HISTORY_TABLE
+from stocksync.topics import ATP_TABLE, HISTORY_TABLE, RESERVATION_INDEX_TABLE
 
 log = structlog.get_logger("stocksync.worker")
 
 MB = 1024 * 1024
 HISTORY_DEPTH = 20  # audit entries kept per SKU
-REPROJECT_CHUNK = 500  # rows re-projected between yields to the event loop
+REPROJECT_CHUNK = 500
+EXPIRY_CHECK_SECONDS = 1.0  # rows re-projected between yields to the event loop
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
 
 
@@ -73,6 +88,7 @@ class Worker:
             "dead_lettered": 0,
             "oversells": 0,
             "alerts": 0,
+            "commands": 0,
         }
         topics = settings.topics
         self.app = faust.App(
@@ -100,7 +116,7 @@ class Worker:
         )
         self.app.conf.table_key_index_size = 100_000
         self.events_topic = self.app.topic(
-            *topics.event_topics,
+            *topics.input_topics,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -116,6 +132,14 @@ class Worker:
         self.alerts_topic = self.app.topic(
             topics.alerts, key_serializer="raw", value_serializer="raw"
         )
+        self.commands_topic = self.app.topic(
+            topics.reservation_commands, key_serializer="raw", value_serializer="raw"
+        )
+        self.replies_topic = self.app.topic(
+            topics.reservation_replies, key_serializer="raw", value_serializer="raw"
+        )
+        # (expires_at, sku, reservation id) of holds this worker owns; EXPIRE is written when due
+        self.expiry_queue: list[tuple[int, str, str]] = []
         self.table = self.app.Table(
             ATP_TABLE,
             # bytes in, bytes out: faust picks the raw codec; rows are encoded by codec.rows.
@@ -142,7 +166,20 @@ class Worker:
                 "write_buffer_size": 8 * MB,
             },
         )
+        self.reservation_index = self.app.Table(
+            RESERVATION_INDEX_TABLE,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            options={
+                "driver": "rocksdict",
+                "block_cache_size": 8 * MB,
+                "block_cache_compressed_size": 8 * MB,
+                "write_buffer_size": 8 * MB,
+            },
+        )
         self.app.agent(self.events_topic, name="fold_events")(self.fold_events)
+        self.app.timer(EXPIRY_CHECK_SECONDS)(self.expire_due_holds)
 
     # -- the agent ---------------------------------------------------------------------------
 
@@ -153,31 +190,55 @@ class Worker:
     async def process(self, event: EventT[bytes]) -> None:
         message = event.message
         try:
-            inventory_event = self._decode(message)
+            decoded = self._decode(message)
             key = message.key or b""
             stored = self.table.get(key)
             row = row_from_bytes(stored) if stored is not None else None
-            result = apply_event(row, inventory_event, self.current_topology)
-            if result.applied:
-                self.table[key] = row_to_bytes(result.row)
-                self.counters["applied"] += 1
-                effects: Sequence[Any] = result.effects
-                self._append_history(
-                    key,
-                    audit_entry(
-                        row, inventory_event, result.row, result.effects, self.current_topology
-                    ),
-                )
+            if isinstance(decoded, ReservationCommand):
+                await self._apply_command(key, row, decoded)
             else:
-                effects = self._repair_after_duplicate(key, stored, result.row, inventory_event)
-            for effect in effects:
-                await self._publish(effect, result.row.revision)
+                await self._apply_event(key, stored, row, decoded)
         except Rejected as rejected:
             await self._dead_letter(message, rejected.error, rejected.reason)
         except Exception as exc:
             # faust would ack and skip the event; keep it, with the reason, instead.
             log.exception("event_failed", topic=message.topic, offset=message.offset)
             await self._dead_letter(message, "internal", f"worker error: {exc!r}")
+
+    async def _apply_event(
+        self, key: bytes, stored: bytes | None, row: SkuRow | None, event: InventoryEvent
+    ) -> None:
+        result = apply_event(row, event, self.current_topology)
+        if result.applied:
+            self.table[key] = row_to_bytes(result.row)
+            self.counters["applied"] += 1
+            effects: Sequence[Any] = result.effects
+            self._append_history(
+                key, audit_entry(row, event, result.row, result.effects, self.current_topology)
+            )
+        else:
+            effects = self._repair_after_duplicate(key, stored, result.row, event)
+        for effect in effects:
+            await self._publish(effect, result.row.revision)
+
+    async def _apply_command(
+        self, key: bytes, row: SkuRow | None, command: ReservationCommand
+    ) -> None:
+        result = apply_command(row, command, self.current_topology)
+        reply = result.reply
+        if result.applied:
+            self.table[key] = row_to_bytes(result.row)
+            self.counters["commands"] += 1
+            if reply.status is ReplyStatus.HELD and command.kind is CommandKind.RESERVE:
+                self.reservation_index[reply.reservation_id.encode()] = key
+            if reply.status in (ReplyStatus.HELD, ReplyStatus.EXTENDED):
+                heapq.heappush(
+                    self.expiry_queue, (reply.expires_at, command.sku, reply.reservation_id)
+                )
+        # A retried request is answered again from the row, as it may have lost the first reply.
+        await self.replies_topic.send(key=reply.request_id.encode(), value=encode_reply(reply))
+        for effect in result.effects:
+            await self._publish(effect, result.row.revision)
 
     def _repair_after_duplicate(
         self, key: bytes, stored: bytes | None, row: SkuRow, event: InventoryEvent
@@ -191,31 +252,38 @@ class Worker:
             self.table[key] = stored
         return published_quantities(row, self.current_topology.channels_for(event.location))
 
-    def _decode(self, message: Any) -> InventoryEvent:
+    def _decode(self, message: Any) -> InventoryEvent | ReservationCommand:
         key: bytes | None = message.key
+        decoded: InventoryEvent | ReservationCommand
         try:
-            inventory_event = decode_event(message.value)
+            subject, record = decode(message.value)
+            if subject in EVENT_SUBJECTS:
+                decoded = record_to_event(subject, record)
+            elif subject == COMMAND_SUBJECT:
+                decoded = command_from_record(record)
+            else:
+                raise InvalidEvent(f"a {subject} message does not belong on {message.topic}")
         except Undecodable as exc:
             raise Rejected("undecodable", str(exc)) from None
         except UnknownSchema as exc:
             raise Rejected("unknown_schema", str(exc)) from None
-        except InvalidEvent as exc:
+        except (InvalidEvent, ValueError, KeyError) as exc:
             raise Rejected("invalid", str(exc)) from None
-        if key != inventory_event.sku.encode():
+        if key != decoded.sku.encode():
             raise Rejected(
                 "key_mismatch",
-                f"message key {key!r} is not the event's sku {inventory_event.sku!r}; "
-                f"key every event by its SKU",
+                f"message key {key!r} is not the message's sku {decoded.sku!r}; "
+                f"key every event and command by its SKU",
             )
         expected = (murmur2(key) & 0x7FFFFFFF) % self.settings.partitions
         if message.partition != expected:
             raise Rejected(
                 "wrong_partition",
-                f"SKU {inventory_event.sku!r} arrived on partition {message.partition}, "
+                f"SKU {decoded.sku!r} arrived on partition {message.partition}, "
                 f"murmur2 places it on {expected}: set partitioner=murmur2_random on the "
                 f"producer",
             )
-        return inventory_event
+        return decoded
 
     def _append_history(self, key: bytes, entry: dict[str, Any]) -> None:
         stored = self.history.get(key)
@@ -249,6 +317,38 @@ class Worker:
             return
         self.counters["alerts"] += 1
         await self.alerts_topic.send(key=effect.sku.encode(), value=encode_alert(effect, revision))
+
+    # -- reservation expiry -----------------------------------------------------------------
+
+    async def expire_due_holds(self) -> None:
+        """Write an EXPIRE command for every hold whose time ran out. The wall clock is read
+        here, outside the fold; the fold decides on the command's time, so a replay agrees."""
+        now = int(time.time() * 1000)
+        queue = self.expiry_queue
+        while queue and queue[0][0] <= now:
+            expires_at, sku, reservation_id = heapq.heappop(queue)
+            command = ReservationCommand(
+                request_id=f"expire:{reservation_id}:{expires_at}",
+                kind=CommandKind.EXPIRE,
+                sku=sku,
+                reservation_id=reservation_id,
+                issued_at=now,
+            )
+            await self.commands_topic.send(key=sku.encode(), value=encode_command(command))
+
+    def load_expiry_queue(self) -> None:
+        """After recovery: the holds in the table that need an expiry."""
+        for key in list(self.table.keys()):
+            if key.startswith(FAUST_INTERNAL_KEY_PREFIX):
+                continue
+            stored = self.table.get(key)
+            if stored is None:
+                continue
+            row = row_from_bytes(stored)
+            for reservation_id in expired_holds(row, now_ms=2**62):
+                hold = row.holds[reservation_id]
+                heapq.heappush(self.expiry_queue, (hold.expires_at, row.sku, reservation_id))
+        log.info("expiry_queue_loaded", holds=len(self.expiry_queue))
 
     # -- configuration changes ---------------------------------------------------------------
 
@@ -325,6 +425,10 @@ class Worker:
 
     def topology(self) -> Topology:
         return self.current_topology
+
+    def reservation_sku(self, reservation_id: str) -> str | None:
+        stored = self.reservation_index.get(reservation_id.encode())
+        return None if stored is None else stored.decode()
 
     def health(self) -> dict[str, Any]:
         app = self.app

@@ -37,6 +37,7 @@ def build_worker(settings: Settings) -> Worker:
             loop.call_soon_threadsafe(worker.on_topology, topology)
 
         TopologyFollower(settings, worker.current_topology.version, on_new).start()
+        worker.load_expiry_queue()
 
     worker.app.task(follow_topology)
 

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="Interface the HTTP API listens on")
     http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP API")
     rocksdb_cache_mb: int = Field(64, ge=8, description="RocksDB block cache per partition")
+    reservation_timeout_s: float = Field(
+        5.0, gt=0, le=120, description="How long POST /v1/reservations waits for the decision"
+    )
     log_level: str = Field("info", description="debug, info, warning or error")
     log_json: bool = Field(False, description="Log JSON lines instead of console text")
 

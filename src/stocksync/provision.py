@@ -16,6 +16,7 @@ from stocksync.config import Settings
 log = structlog.get_logger(__name__)
 
 FOREVER = "-1"
+DAY_MS = str(24 * 60 * 60 * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # The event log is the source of truth: kept forever so the table can be rebuilt.
         TopicSpec(t.stock_events, n, dict(log_config)),
         TopicSpec(t.sale_events, n, dict(log_config)),
+        TopicSpec(t.reservation_commands, n, dict(log_config)),
+        TopicSpec(t.reservation_replies, n, {"cleanup.policy": "delete", "retention.ms": DAY_MS}),
         TopicSpec(t.atp_changelog, n, dict(compacted)),
+        TopicSpec(t.reservation_index_changelog, n, dict(compacted)),
         TopicSpec(t.history_changelog, n, dict(compacted)),
         TopicSpec(t.alerts, n, dict(log_config)),
         TopicSpec(t.topology, 1, dict(compacted)),

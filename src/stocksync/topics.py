@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 ATP_TABLE = "atp"
 HISTORY_TABLE = "atp-history"
+RESERVATION_INDEX_TABLE = "reservation-index"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,18 @@ class TopicNames:
     @property
     def dead_letter(self) -> str:
         return f"{self.prefix}dead-letter"
+
+    @property
+    def reservation_commands(self) -> str:
+        return f"{self.prefix}reservation-commands"
+
+    @property
+    def reservation_replies(self) -> str:
+        return f"{self.prefix}reservation-replies"
+
+    @property
+    def reservation_index_changelog(self) -> str:
+        return f"{self.app_id}-{RESERVATION_INDEX_TABLE}-changelog"
 
     @property
     def alerts(self) -> str:
@@ -54,5 +67,6 @@ class TopicNames:
         return f"{self.app_id}-__assignor-__leader"
 
     @property
-    def event_topics(self) -> tuple[str, str]:
-        return (self.stock_events, self.sale_events)
+    def input_topics(self) -> tuple[str, str, str]:
+        """What the fold agent consumes, co-partitioned by SKU."""
+        return (self.stock_events, self.sale_events, self.reservation_commands)

@@ -39,7 +39,7 @@ class BatchLookup(BaseModel):
     channel: str | None = None
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
+def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(
         body=json.dumps(body, separators=(",", ":")).encode(),
         status=status,
@@ -48,7 +48,7 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    return _json({"error": code, "message": message, **extra}, status)
+    return json_response({"error": code, "message": message, **extra}, status)
 
 
 def _check_channel(topology: Topology, channel: str | None) -> web.Response | None:
@@ -73,15 +73,15 @@ def build_http_app(reader: AtpReader) -> web.Application:
         if row is None:
             return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
         if channel is None:
-            return _json(sku_view(row, topology))
-        return _json(sku_channel_view(row, topology, channel))
+            return json_response(sku_view(row, topology))
+        return json_response(sku_channel_view(row, topology, channel))
 
     async def get_history(request: web.Request) -> web.Response:
         sku = request.match_info["sku"]
         entries = reader.history_of(sku)
         if entries is None:
             return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
-        return _json({"sku": sku, "entries": entries})
+        return json_response({"sku": sku, "entries": entries})
 
     async def batch_atp(request: web.Request) -> web.Response:
         try:
@@ -108,14 +108,14 @@ def build_http_app(reader: AtpReader) -> web.Application:
                 items[sku] = sku_view(row, topology)
             else:
                 items[sku] = sku_channel_view(row, topology, lookup.channel)
-        return _json({"items": items, "unknown": unknown})
+        return json_response({"items": items, "unknown": unknown})
 
     async def healthz(_request: web.Request) -> web.Response:
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def readyz(_request: web.Request) -> web.Response:
         health = reader.health()
-        return _json(health, 200 if health.get("ready") else 503)
+        return json_response(health, 200 if health.get("ready") else 503)
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/v1/atp/{sku}", get_atp)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stocksync.domain.state import LocationStock, SkuRow
+from stocksync.domain.state import Hold, LocationStock, SkuRow
 
-ROW_FORMAT = 2
+ROW_FORMAT = 3
 
 
 def row_to_bytes(row: SkuRow) -> bytes:
@@ -38,6 +38,11 @@ def row_to_bytes(row: SkuRow) -> bytes:
         "p": {ch: list(v) for ch, v in row.published.items()},
         "r": row.revision,
         "t": row.last_event_at,
+        "h": {
+            rid: [h.channel, h.location, h.quantity, h.expires_at] for rid, h in row.holds.items()
+        },
+        # insertion order matters (oldest answers are dropped first): a list, not a mapping
+        "a": [[request_id, *answer] for request_id, answer in row.answers.items()],
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
@@ -68,4 +73,6 @@ def row_from_bytes(data: bytes) -> SkuRow:
         published={ch: (v[0], v[1]) for ch, v in doc["p"].items()},
         revision=doc["r"],
         last_event_at=doc["t"],
+        holds={rid: Hold(*values) for rid, values in doc["h"].items()},
+        answers={entry[0]: tuple(entry[1:]) for entry in doc["a"]},
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from stocksync.domain.topology import Topology
 
@@ -32,6 +33,17 @@ EMPTY_LOCATION = LocationStock()
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """An accepted reservation, counted in its location's reserved units until it is confirmed
+    (then it is an open order line), released or expired."""
+
+    channel: str
+    location: str
+    quantity: int
+    expires_at: int  # epoch ms, from the requester's clock
+
+
+@dataclass(frozen=True, slots=True)
 class SkuRow:
     sku: str
     locations: Mapping[str, LocationStock] = field(default_factory=dict)
@@ -39,6 +51,9 @@ class SkuRow:
     published: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # channel -> (qty, ver)
     revision: int = 0  # events applied; orders the projections of this SKU
     last_event_at: int = 0  # highest occurred_at applied, epoch ms
+    holds: Mapping[str, Hold] = field(default_factory=dict)  # reservation id -> active hold
+    # request id -> the reply given, so a retried request gets the same answer (bounded)
+    answers: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def location_atp(stock: LocationStock, default_safety_stock: int) -> int:

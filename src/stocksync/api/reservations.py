@@ -1,0 +1,205 @@
+"""HTTP handlers of reservations. The worker supplies a ReservationService.
+
+POST   /v1/reservations                 hold units for a channel (Idempotency-Key honoured)
+GET    /v1/reservations/{id}            the hold, or how it ended
+DELETE /v1/reservations/{id}            release it
+POST   /v1/reservations/{id}/confirm    it becomes an order line (units stay reserved)
+POST   /v1/reservations/{id}/extend     {"ttl_seconds": n}
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Protocol
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stocksync.api.http import error, json_response
+from stocksync.domain.reservations import (
+    CommandKind,
+    ReplyStatus,
+    ReservationCommand,
+    ReservationReply,
+)
+from stocksync.domain.state import SkuRow
+
+DEFAULT_TTL_SECONDS = 900
+MAX_TTL_SECONDS = 7 * 24 * 3600
+IDEMPOTENCY_KEY_MAX = 200
+
+
+class ReservationService(Protocol):
+    async def request(
+        self, command: ReservationCommand, timeout: float
+    ) -> ReservationReply | None: ...
+
+    def reservation_sku(self, reservation_id: str) -> str | None: ...
+
+    def row(self, sku: str) -> SkuRow | None: ...
+
+
+class ReserveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: str = Field(min_length=1, max_length=200)
+    sku: str = Field(min_length=1, max_length=200)
+    quantity: int = Field(gt=0, le=1_000_000)
+    location: str | None = Field(default=None, max_length=200)
+    ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, gt=0, le=MAX_TTL_SECONDS)
+    allow_partial: bool = False
+
+
+class ExtendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ttl_seconds: int = Field(gt=0, le=MAX_TTL_SECONDS)
+
+
+def reply_body(reply: ReservationReply) -> dict[str, Any]:
+    return {
+        "reservation_id": reply.reservation_id,
+        "request_id": reply.request_id,
+        "status": reply.status.value.lower(),
+        "sku": reply.sku,
+        "channel": reply.channel,
+        "location": reply.location,
+        "quantity": reply.quantity,
+        "requested": reply.requested,
+        "available": reply.available,
+        "expires_at": reply.expires_at,
+        "reason": reply.reason,
+    }
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def add_reservation_routes(
+    app: web.Application, service: ReservationService, timeout: float
+) -> None:
+    async def send(command: ReservationCommand) -> web.Response | ReservationReply:
+        reply = await service.request(command, timeout)
+        if reply is None:
+            return error(
+                504,
+                "timeout",
+                f"no answer within {timeout}s; retry with the same Idempotency-Key "
+                f"({command.request_id}) to get the decision without a second hold",
+                request_id=command.request_id,
+            )
+        return reply
+
+    async def reserve(request: web.Request) -> web.Response:
+        try:
+            body = ReserveRequest.model_validate_json(await request.read())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            return error(400, "invalid_request", f"{where}: {first['msg']}")
+        key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
+        if len(key) > IDEMPOTENCY_KEY_MAX or ":" in key:
+            return error(400, "invalid_request", "Idempotency-Key: at most 200 characters, no ':'")
+        outcome = await send(
+            ReservationCommand(
+                request_id=key,
+                kind=CommandKind.RESERVE,
+                sku=body.sku,
+                reservation_id=key,
+                issued_at=_now_ms(),
+                channel=body.channel,
+                quantity=body.quantity,
+                location=body.location,
+                ttl_ms=body.ttl_seconds * 1000,
+                allow_partial=body.allow_partial,
+            )
+        )
+        if isinstance(outcome, web.Response):
+            return outcome
+        if outcome.status is ReplyStatus.HELD:
+            return json_response(reply_body(outcome), 201)
+        if outcome.status is ReplyStatus.REJECTED:
+            return json_response(
+                {"error": "insufficient_stock", "message": outcome.reason, **reply_body(outcome)},
+                409,
+            )
+        return error(400, "invalid_request", outcome.reason, **reply_body(outcome))
+
+    def find(reservation_id: str) -> str | None:
+        return service.reservation_sku(reservation_id)
+
+    async def get_reservation(request: web.Request) -> web.Response:
+        reservation_id = request.match_info["id"]
+        sku = find(reservation_id)
+        row = service.row(sku) if sku else None
+        if sku is None or row is None:
+            return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
+        hold = row.holds.get(reservation_id)
+        if hold is not None:
+            return json_response(
+                {
+                    "reservation_id": reservation_id,
+                    "status": "held",
+                    "sku": sku,
+                    "channel": hold.channel,
+                    "location": hold.location,
+                    "quantity": hold.quantity,
+                    "expires_at": hold.expires_at,
+                }
+            )
+        ended = [
+            ReservationReply.from_tuple(rid, sku, answer)
+            for rid, answer in row.answers.items()
+            if answer[0] == reservation_id and answer[2] in ("CONFIRMED", "RELEASED", "EXPIRED")
+        ]
+        if ended:
+            return json_response(reply_body(ended[-1]))
+        return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
+
+    async def act(request: web.Request, kind: CommandKind, ttl_ms: int = 0) -> web.Response:
+        reservation_id = request.match_info["id"]
+        sku = find(reservation_id)
+        if sku is None:
+            return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
+        suffix = request.headers.get("Idempotency-Key") or (
+            str(uuid.uuid4()) if kind is CommandKind.EXTEND else ""
+        )
+        outcome = await send(
+            ReservationCommand(
+                request_id=f"{kind.value.lower()}:{reservation_id}:{suffix}",
+                kind=kind,
+                sku=sku,
+                reservation_id=reservation_id,
+                issued_at=_now_ms(),
+                ttl_ms=ttl_ms,
+            )
+        )
+        if isinstance(outcome, web.Response):
+            return outcome
+        if outcome.status is ReplyStatus.NOT_FOUND:
+            return error(
+                409,
+                "not_held",
+                f"reservation {reservation_id!r} is not held any more",
+                **reply_body(outcome),
+            )
+        return json_response(reply_body(outcome))
+
+    async def release(request: web.Request) -> web.Response:
+        return await act(request, CommandKind.RELEASE)
+
+    async def confirm(request: web.Request) -> web.Response:
+        return await act(request, CommandKind.CONFIRM)
+
+    async def extend(request: web.Request) -> web.Response:
+        try:
+            body = ExtendRequest.model_validate_json(await request.read())
+        except ValidationError as exc:
+            return error(400, "invalid_request", str(exc.errors()[0]["msg"]))
+        return await act(request, CommandKind.EXTEND, body.ttl_seconds * 1000)
+
+    app.router.add_post("/v1/reservations", reserve)
+    app.router.add_get("/v1/reservations/{id}", get_reservation)
+    app.router.add_delete("/v1/reservations/{id}", release)
+    app.router.add_post("/v1/reservations/{id}/confirm", confirm)
+    app.router.add_post("/v1/reservations/{id}/extend", extend)
