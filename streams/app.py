@@ -33,6 +33,7 @@ from stocksync.codec.reservations import (
     command_from_record,
     encode_command,
     encode_reply,
+    reply_from_record,
 )
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
 from stocksync.codec.schemas import UnknownSchema
@@ -50,6 +51,7 @@ from stocksync.domain.reservations import (
     CommandKind,
     ReplyStatus,
     ReservationCommand,
+    ReservationReply,
     apply_command,
     expired_holds,
 )
@@ -61,8 +63,12 @@ log = structlog.get_logger("stocksync.worker")
 
 MB = 1024 * 1024
 HISTORY_DEPTH = 20  # audit entries kept per SKU
-REPROJECT_CHUNK = 500
-EXPIRY_CHECK_SECONDS = 1.0  # rows re-projected between yields to the event loop
+REPROJECT_CHUNK = 500  # rows re-projected between yields to the event loop
+EXPIRY_CHECK_SECONDS = 1.0
+# reservation index keys: the answer to each request id, and how each hold ended
+ANSWER_PREFIX = b"answer:"
+ENDED_PREFIX = b"ended:"
+ENDED = frozenset({ReplyStatus.CONFIRMED, ReplyStatus.RELEASED, ReplyStatus.EXPIRED})
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
 
 
@@ -224,19 +230,26 @@ class Worker:
     async def _apply_command(
         self, key: bytes, row: SkuRow | None, command: ReservationCommand
     ) -> None:
+        answer_key = ANSWER_PREFIX + command.request_id.encode()
+        known = self.reservation_index.get(answer_key)
+        if known is not None:
+            # A retried request: the recorded answer again, as the first reply may be lost.
+            await self.replies_topic.send(key=command.request_id.encode(), value=known)
+            return
         result = apply_command(row, command, self.current_topology)
         reply = result.reply
+        encoded = encode_reply(reply)
         if result.applied:
             self.table[key] = row_to_bytes(result.row)
+            self.reservation_index[answer_key] = encoded
+            if reply.status in ENDED:
+                self.reservation_index[ENDED_PREFIX + reply.reservation_id.encode()] = encoded
             self.counters["commands"] += 1
-            if reply.status is ReplyStatus.HELD and command.kind is CommandKind.RESERVE:
-                self.reservation_index[reply.reservation_id.encode()] = key
             if reply.status in (ReplyStatus.HELD, ReplyStatus.EXTENDED):
                 heapq.heappush(
                     self.expiry_queue, (reply.expires_at, command.sku, reply.reservation_id)
                 )
-        # A retried request is answered again from the row, as it may have lost the first reply.
-        await self.replies_topic.send(key=reply.request_id.encode(), value=encode_reply(reply))
+        await self.replies_topic.send(key=command.request_id.encode(), value=encoded)
         for effect in result.effects:
             await self._publish(effect, result.row.revision)
 
@@ -426,9 +439,17 @@ class Worker:
     def topology(self) -> Topology:
         return self.current_topology
 
-    def reservation_sku(self, reservation_id: str) -> str | None:
-        stored = self.reservation_index.get(reservation_id.encode())
-        return None if stored is None else stored.decode()
+    def reservation_reply(self, request_id: str) -> ReservationReply | None:
+        """The recorded answer to a request (a RESERVE's request id is its reservation id)."""
+        return self._indexed(ANSWER_PREFIX + request_id.encode())
+
+    def reservation_end(self, reservation_id: str) -> ReservationReply | None:
+        """How a hold ended: confirmed, released or expired."""
+        return self._indexed(ENDED_PREFIX + reservation_id.encode())
+
+    def _indexed(self, key: bytes) -> ReservationReply | None:
+        stored = self.reservation_index.get(key)
+        return None if stored is None else reply_from_record(decode(stored)[1])
 
     def health(self) -> dict[str, Any]:
         app = self.app

@@ -28,8 +28,11 @@ class WorkerReservations:
     async def request(self, command: ReservationCommand, timeout: float) -> ReservationReply | None:
         return await self.gateway.request(command, timeout)
 
-    def reservation_sku(self, reservation_id: str) -> str | None:
-        return self.worker.reservation_sku(reservation_id)
+    def reservation_reply(self, request_id: str) -> ReservationReply | None:
+        return self.worker.reservation_reply(request_id)
+
+    def reservation_end(self, reservation_id: str) -> ReservationReply | None:
+        return self.worker.reservation_end(reservation_id)
 
     def row(self, sku: str) -> SkuRow | None:
         return self.worker.row(sku)

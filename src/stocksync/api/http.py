@@ -47,8 +47,8 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     )
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    return json_response({"error": code, "message": message, **extra}, status)
+def error(http_status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return json_response({**extra, "error": code, "message": message}, http_status)
 
 
 def _check_channel(topology: Topology, channel: str | None) -> web.Response | None:

@@ -35,7 +35,9 @@ class ReservationService(Protocol):
         self, command: ReservationCommand, timeout: float
     ) -> ReservationReply | None: ...
 
-    def reservation_sku(self, reservation_id: str) -> str | None: ...
+    def reservation_reply(self, request_id: str) -> ReservationReply | None: ...
+
+    def reservation_end(self, reservation_id: str) -> ReservationReply | None: ...
 
     def row(self, sku: str) -> SkuRow | None: ...
 
@@ -126,7 +128,10 @@ def add_reservation_routes(
         return error(400, "invalid_request", outcome.reason, **reply_body(outcome))
 
     def find(reservation_id: str) -> str | None:
-        return service.reservation_sku(reservation_id)
+        reserved = service.reservation_reply(reservation_id)
+        if reserved is None or reserved.status is not ReplyStatus.HELD:
+            return None
+        return reserved.sku
 
     async def get_reservation(request: web.Request) -> web.Response:
         reservation_id = request.match_info["id"]

@@ -16,7 +16,9 @@ from stocksync.domain.fold import project_channels
 from stocksync.domain.state import EMPTY_LOCATION, Hold, SkuRow, channel_atp, location_atp
 from stocksync.domain.topology import Topology
 
-MAX_ANSWERS = 256  # replies remembered per SKU for retried requests
+# Replies remembered in the row for retried requests. Kept small because the row is decoded for
+# every event of its SKU; the worker also keeps every reply in its reservation index table.
+MAX_ANSWERS = 16
 
 
 class CommandKind(StrEnum):
