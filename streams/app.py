@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+import msgspec
 import structlog
 from aiokafka.partitioner import murmur2
 from faust.types import EventT, StreamT
@@ -42,11 +43,12 @@ from stocksync.domain.audit import audit_entry
 from stocksync.domain.effects import (
     ChannelQuantityChanged,
     CountNotMerged,
+    Effect,
     OversellDetected,
     StockLevelCrossed,
 )
 from stocksync.domain.events import InvalidEvent, InventoryEvent
-from stocksync.domain.fold import apply_event, project_channels, published_quantities
+from stocksync.domain.fold import apply_event, current_quantities, project_channels
 from stocksync.domain.reservations import (
     CommandKind,
     ReplyStatus,
@@ -65,11 +67,37 @@ MB = 1024 * 1024
 HISTORY_DEPTH = 20  # audit entries kept per SKU
 REPROJECT_CHUNK = 500  # rows re-projected between yields to the event loop
 EXPIRY_CHECK_SECONDS = 1.0
-# reservation index keys: the answer to each request id, and how each hold ended
+# reservation index keys, for lookups by id (GET /v1/reservations/{id}); never for deciding:
+# the answer to each request id, and how each hold ended
 ANSWER_PREFIX = b"answer:"
 ENDED_PREFIX = b"ended:"
 ENDED = frozenset({ReplyStatus.CONFIRMED, ReplyStatus.RELEASED, ReplyStatus.EXPIRED})
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
+
+
+history_encoder = msgspec.json.Encoder(order="deterministic")
+history_decoder = msgspec.json.Decoder(list[dict[str, Any]])
+
+
+@dataclass(slots=True)
+class PendingRow:
+    """One SKU's row while a batch is folded into it, and what it will publish."""
+
+    event: EventT[bytes]  # the latest event of the SKU in the batch: its partition
+    stored: bytes | None
+    row: SkuRow | None
+    dirty: bool = False  # the row changed: write it and its history
+    rewrite: bool = False  # a redelivery: write the stored row again (changelog repair)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    projections: dict[str, ChannelQuantityChanged] = field(default_factory=dict)
+    alerts: list[bytes] = field(default_factory=list)
+    replies: list[tuple[bytes, bytes]] = field(default_factory=list)
+    answers: dict[bytes, bytes] = field(default_factory=dict)  # reservation index (lookups)
+    initial_published: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.row is not None:
+            self.initial_published = dict(self.row.published)
 
 
 class Rejected(Exception):
@@ -190,80 +218,132 @@ class Worker:
     # -- the agent ---------------------------------------------------------------------------
 
     async def fold_events(self, stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await self.process(event)
+        # Batches amortise the row codec, the RocksDB write and the changelog record over all
+        # events of a SKU in the batch. faust acks a batch's events when the next is asked for,
+        # after fold_batch returned, so offsets never pass an event still being folded.
+        batches = stream.take_events(  # type: ignore[attr-defined]
+            self.settings.batch_max, within=self.settings.batch_within_s
+        )
+        async for batch in batches:
+            try:
+                self.fold_batch(stream, batch)
+            finally:
+                stream._set_current_event(None)  # type: ignore[attr-defined]
 
-    async def process(self, event: EventT[bytes]) -> None:
-        message = event.message
-        try:
-            decoded = self._decode(message)
+    def fold_batch(self, stream: StreamT[bytes], batch: Sequence[EventT[bytes]]) -> None:
+        """Fold a batch synchronously: rows are read once, written once, and every message it
+        causes is queued in order on faust's producer, flushed before offsets are committed."""
+        pending: dict[bytes, PendingRow] = {}
+        for event in batch:
+            message = event.message
+            try:
+                decoded = self._decode(message)
+            except Rejected as rejected:
+                self._dead_letter(message, rejected.error, rejected.reason)
+                continue
             key = message.key or b""
-            stored = self.table.get(key)
-            row = row_from_bytes(stored) if stored is not None else None
-            if isinstance(decoded, ReservationCommand):
-                await self._apply_command(key, row, decoded)
-            else:
-                await self._apply_event(key, stored, row, decoded)
-        except Rejected as rejected:
-            await self._dead_letter(message, rejected.error, rejected.reason)
-        except Exception as exc:
-            # faust would ack and skip the event; keep it, with the reason, instead.
-            log.exception("event_failed", topic=message.topic, offset=message.offset)
-            await self._dead_letter(message, "internal", f"worker error: {exc!r}")
+            state = pending.get(key)
+            if state is None:
+                # Table reads and writes use the current event's partition (the SKU's).
+                stream._set_current_event(event)  # type: ignore[attr-defined]
+                stored = self.table.get(key)
+                state = pending[key] = PendingRow(
+                    event, stored, row_from_bytes(stored) if stored is not None else None
+                )
+            state.event = event
+            try:
+                if isinstance(decoded, ReservationCommand):
+                    self._fold_command(state, decoded)
+                else:
+                    self._fold_event(state, decoded)
+            except Exception as exc:
+                # faust would ack and skip the event; keep it, with the reason, instead.
+                log.exception("event_failed", topic=message.topic, offset=message.offset)
+                self._dead_letter(message, "internal", f"worker error: {exc!r}")
+        for key, state in pending.items():
+            stream._set_current_event(state.event)  # type: ignore[attr-defined]
+            self._flush_row(key, state)
 
-    async def _apply_event(
-        self, key: bytes, stored: bytes | None, row: SkuRow | None, event: InventoryEvent
-    ) -> None:
-        result = apply_event(row, event, self.current_topology)
-        if result.applied:
-            self.table[key] = row_to_bytes(result.row)
-            self.counters["applied"] += 1
-            effects: Sequence[Any] = result.effects
-            self._append_history(
-                key, audit_entry(row, event, result.row, result.effects, self.current_topology)
-            )
-        else:
-            effects = self._repair_after_duplicate(key, stored, result.row, event)
-        for effect in effects:
-            await self._publish(effect, result.row.revision)
-
-    async def _apply_command(
-        self, key: bytes, row: SkuRow | None, command: ReservationCommand
-    ) -> None:
-        answer_key = ANSWER_PREFIX + command.request_id.encode()
-        known = self.reservation_index.get(answer_key)
-        if known is not None:
-            # A retried request: the recorded answer again, as the first reply may be lost.
-            await self.replies_topic.send(key=command.request_id.encode(), value=known)
+    def _fold_event(self, state: PendingRow, event: InventoryEvent) -> None:
+        topology = self.current_topology
+        before = state.row
+        result = apply_event(before, event, topology)
+        state.row = result.row
+        if not result.applied:
+            # A duplicate is usually a redelivery after a crash: the changelog record and the
+            # projections the event caused may have died with the old process. Writing the row
+            # and the current quantities again is idempotent and closes that gap before the
+            # source offset is committed (faust flushes the producer first).
+            self.counters["duplicates"] += 1
+            state.rewrite = True
+            for change in current_quantities(
+                result.row, topology, topology.channels_for(event.location)
+            ):
+                state.projections[change.channel] = change
             return
-        result = apply_command(row, command, self.current_topology)
+        self.counters["applied"] += 1
+        state.dirty = True
+        state.history.append(audit_entry(before, event, result.row, result.effects, topology))
+        self._collect(state, result.effects, result.row.revision)
+
+    def _fold_command(self, state: PendingRow, command: ReservationCommand) -> None:
+        # Only the row's own memory of answers decides whether a request was seen: the
+        # reservation index is another table, and after a crash the two can be restored to
+        # different points of the log.
+        result = apply_command(state.row, command, self.current_topology)
+        state.row = result.row
         reply = result.reply
         encoded = encode_reply(reply)
-        if result.applied:
-            self.table[key] = row_to_bytes(result.row)
-            self.reservation_index[answer_key] = encoded
+        if not result.applied:
+            state.rewrite = True  # a retry or a redelivery: repair the changelog, answer again
+        else:
+            state.dirty = True
+            state.answers[ANSWER_PREFIX + command.request_id.encode()] = encoded
             if reply.status in ENDED:
-                self.reservation_index[ENDED_PREFIX + reply.reservation_id.encode()] = encoded
+                state.answers[ENDED_PREFIX + reply.reservation_id.encode()] = encoded
             self.counters["commands"] += 1
             if reply.status in (ReplyStatus.HELD, ReplyStatus.EXTENDED):
                 heapq.heappush(
                     self.expiry_queue, (reply.expires_at, command.sku, reply.reservation_id)
                 )
-        await self.replies_topic.send(key=command.request_id.encode(), value=encoded)
-        for effect in result.effects:
-            await self._publish(effect, result.row.revision)
+        state.replies.append((command.request_id.encode(), encoded))
+        self._collect(state, result.effects, result.row.revision)
 
-    def _repair_after_duplicate(
-        self, key: bytes, stored: bytes | None, row: SkuRow, event: InventoryEvent
-    ) -> list[Any]:
-        # A duplicate is usually a redelivery after a crash: the changelog record and the
-        # projections this event caused may have died in the producer buffer with the old
-        # process. Sending the row and the published quantities again is idempotent and closes
-        # that gap before the source offset is committed (faust flushes the producer first).
-        self.counters["duplicates"] += 1
-        if stored is not None:
-            self.table[key] = stored
-        return published_quantities(row, self.current_topology.channels_for(event.location))
+    def _collect(self, state: PendingRow, effects: Sequence[Effect], revision: int) -> None:
+        for effect in effects:
+            if isinstance(effect, ChannelQuantityChanged):
+                state.projections[effect.channel] = effect  # the batch's last value per channel
+                continue
+            if isinstance(effect, OversellDetected):
+                self.counters["oversells"] += 1
+            elif not isinstance(effect, (StockLevelCrossed, CountNotMerged)):
+                continue
+            self.counters["alerts"] += 1
+            state.alerts.append(encode_alert(effect, revision))
+
+    def _flush_row(self, key: bytes, state: PendingRow) -> None:
+        if state.dirty and state.row is not None:
+            self.table[key] = row_to_bytes(state.row)
+            if state.history:
+                self._append_history(key, state.history)
+        elif state.rewrite and state.stored is not None:
+            self.table[key] = state.stored
+        for index_key, encoded in state.answers.items():
+            self.reservation_index[index_key] = encoded
+        initial = state.initial_published
+        for channel, change in state.projections.items():
+            if not state.rewrite and initial.get(channel) == (
+                change.quantity,
+                change.policy_version,
+            ):
+                continue  # changed and changed back within the batch: nothing new to say
+            self.projection_topic.send_soon(
+                key=projection_key(channel, change.sku), value=encode_projection(change)
+            )
+        for alert in state.alerts:
+            self.alerts_topic.send_soon(key=key, value=alert)
+        for request_id, encoded in state.replies:
+            self.replies_topic.send_soon(key=request_id, value=encoded)
 
     def _decode(self, message: Any) -> InventoryEvent | ReservationCommand:
         key: bytes | None = message.key
@@ -298,38 +378,11 @@ class Worker:
             )
         return decoded
 
-    def _append_history(self, key: bytes, entry: dict[str, Any]) -> None:
+    def _append_history(self, key: bytes, entries: list[dict[str, Any]]) -> None:
         stored = self.history.get(key)
-        entries = json.loads(stored) if stored else []
-        entries.append(entry)
-        self.history[key] = json.dumps(
-            entries[-HISTORY_DEPTH:], separators=(",", ":"), sort_keys=True
-        ).encode()
-
-    async def _publish(self, effect: Any, revision: int) -> None:
-        if isinstance(effect, ChannelQuantityChanged):
-            await self.projection_topic.send(
-                key=projection_key(effect.channel, effect.sku), value=encode_projection(effect)
-            )
-            return
-        if isinstance(effect, OversellDetected):
-            self.counters["oversells"] += 1
-            log.warning(
-                "oversell_detected",
-                sku=effect.sku,
-                location=effect.location,
-                source=effect.source,
-                units=effect.units,
-                event_id=effect.event_id,
-            )
-        elif isinstance(effect, CountNotMerged):
-            log.warning(
-                "count_not_merged", sku=effect.sku, location=effect.location, reason=effect.reason
-            )
-        elif not isinstance(effect, StockLevelCrossed):
-            return
-        self.counters["alerts"] += 1
-        await self.alerts_topic.send(key=effect.sku.encode(), value=encode_alert(effect, revision))
+        kept = history_decoder.decode(stored) if stored else []
+        kept.extend(entries)
+        self.history[key] = history_encoder.encode(kept[-HISTORY_DEPTH:])
 
     # -- reservation expiry -----------------------------------------------------------------
 
@@ -402,7 +455,7 @@ class Worker:
                 await asyncio.sleep(0)
         log.info("topology_reprojected", version=topology.version, rows=done)
 
-    async def _dead_letter(self, message: Any, error: str, reason: str) -> None:
+    def _dead_letter(self, message: Any, error: str, reason: str) -> None:
         self.counters["dead_lettered"] += 1
         log.warning(
             "event_dead_lettered",
@@ -412,7 +465,7 @@ class Worker:
             error=error,
             reason=reason,
         )
-        await self.dead_letter_topic.send(
+        self.dead_letter_topic.send_soon(
             key=message.key,
             value=encode_dead_letter(
                 reason=reason,
@@ -434,7 +487,7 @@ class Worker:
 
     def history_of(self, sku: str) -> list[dict[str, Any]] | None:
         stored = self.history.get(sku.encode())
-        return None if stored is None else list(reversed(json.loads(stored)))
+        return None if stored is None else list(reversed(history_decoder.decode(stored)))
 
     def topology(self) -> Topology:
         return self.current_topology

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="Interface the HTTP API listens on")
     http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP API")
     rocksdb_cache_mb: int = Field(64, ge=8, description="RocksDB block cache per partition")
+    batch_max: int = Field(1000, ge=1, le=100_000, description="Most events folded per batch")
+    batch_within_s: float = Field(
+        0.002, gt=0, le=5, description="Longest wait to fill a batch (adds to latency)"
+    )
     reservation_timeout_s: float = Field(
         5.0, gt=0, le=120, description="How long POST /v1/reservations waits for the decision"
     )

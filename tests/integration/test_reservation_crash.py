@@ -19,6 +19,7 @@ from tests.integration.support import (
     http_json,
     read_topic,
     unique_settings,
+    wait_for,
 )
 from tests.integration.test_reservations import stock
 
@@ -75,8 +76,14 @@ def test_sigkill_mid_storm_loses_no_hold_and_doubles_none(fresh_worker: WorkerPr
     log = [v for _, v in read_topic(s.bootstrap_servers, s.topics.stock_events)]
     log += [v for _, v in read_topic(s.bootstrap_servers, s.topics.reservation_commands)]
     replayed = replay((v for v in log if v), s.load_topology())[SKU]
-    changelog = [
-        v for k, v in read_topic(s.bootstrap_servers, s.topics.atp_changelog) if k == SKU.encode()
-    ]
-    assert changelog[-1] == row_to_bytes(replayed)
     assert set(replayed.holds) == held
+
+    def changelog_row() -> bytes | None:
+        rows = [
+            v
+            for k, v in read_topic(s.bootstrap_servers, s.topics.atp_changelog)
+            if k == SKU.encode()
+        ]
+        return rows[-1] if rows and rows[-1] == row_to_bytes(replayed) else None
+
+    wait_for(changelog_row, 15, "the changelog's row to equal the replay, byte for byte")

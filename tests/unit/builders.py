@@ -90,3 +90,55 @@ def stock(row: SkuRow, loc: str = "dc-1") -> LocationStock:
 
 def of_type(effects: Iterable[Effect], kind: type[T]) -> list[T]:
     return [e for e in effects if isinstance(e, kind)]
+
+
+# --- reservations -------------------------------------------------------------------------
+
+
+def command(
+    kind: str,
+    reservation_id: str = "res-1",
+    *,
+    request_id: str | None = None,
+    at: int = 0,
+    channel: str = "",
+    qty: int = 0,
+    loc: str | None = None,
+    ttl: int = 0,
+    partial: bool = False,
+    sku: str = SKU,
+) -> Any:
+    """A reservation command; the request id defaults to "<kind>:<reservation id>"."""
+    from stocksync.domain.reservations import CommandKind, ReservationCommand
+
+    return ReservationCommand(
+        request_id=request_id or f"{kind.lower()}:{reservation_id}",
+        kind=CommandKind(kind),
+        sku=sku,
+        reservation_id=reservation_id,
+        issued_at=at,
+        channel=channel,
+        quantity=qty,
+        location=loc,
+        ttl_ms=ttl,
+        allow_partial=partial,
+    )
+
+
+def reserve(
+    qty: int,
+    reservation_id: str = "res-1",
+    *,
+    channel: str = "web",
+    ttl: int = 60_000,
+    **kwargs: Any,
+) -> Any:
+    """A RESERVE whose request id is its reservation id (as the HTTP API sends it)."""
+    kwargs.setdefault("request_id", reservation_id)
+    return command("RESERVE", reservation_id, channel=channel, qty=qty, ttl=ttl, **kwargs)
+
+
+def stocked(*levels: tuple[str, int], sku: str = SKU) -> SkuRow:
+    """A row with the given units received at each location, e.g. stocked(("dc-1", 10))."""
+    row, _ = fold(*(ev(EventKind.RECEIVED, qty, loc=loc, sku=sku) for loc, qty in levels))
+    return row

@@ -415,7 +415,7 @@ def test_same_sequence_from_another_source_is_applied() -> None:
     row, effects = fold(ev(K.SOLD, 1, source="pos", seq=10), row=row)
     assert stock(row).on_hand == 4
     assert of_type(effects, DuplicateIgnored) == []
-    assert row.sources == {"wms": 10, "pos": 10}
+    assert row.sources == {"wms": 10, "pos|sale": 10}
 
 
 def test_replaying_the_log_onto_its_result_changes_nothing() -> None:
@@ -437,3 +437,14 @@ def test_revision_counts_applied_events_and_time_is_the_latest_event_time() -> N
 def test_fold_reads_no_clock_the_same_log_gives_the_same_row() -> None:
     log = [ev(K.RECEIVED, 10), ev(K.SOLD, 12, source="pos"), ev(K.COUNTED, 4)]
     assert fold(*log) == fold(*log)
+
+
+def test_a_source_sending_on_both_topics_loses_nothing_when_they_interleave() -> None:
+    # given one source that emits a receipt (stock topic) and then a sale (sale topic)
+    receipt = ev(K.RECEIVED, 5, source="store-app", seq=1)
+    sale = ev(K.SOLD, 1, source="store-app", seq=2)
+    # when the worker happens to read the sale topic first
+    row, effects = fold(sale, receipt)
+    # then both are applied: sequences are compared per topic
+    assert stock(row).on_hand == 4
+    assert of_type(effects, DuplicateIgnored) == []

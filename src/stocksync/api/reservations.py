@@ -152,13 +152,9 @@ def add_reservation_routes(
                     "expires_at": hold.expires_at,
                 }
             )
-        ended = [
-            ReservationReply.from_tuple(rid, sku, answer)
-            for rid, answer in row.answers.items()
-            if answer[0] == reservation_id and answer[2] in ("CONFIRMED", "RELEASED", "EXPIRED")
-        ]
-        if ended:
-            return json_response(reply_body(ended[-1]))
+        ended = service.reservation_end(reservation_id)
+        if ended is not None:
+            return json_response(reply_body(ended))
         return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
 
     async def act(request: web.Request, kind: CommandKind, ttl_ms: int = 0) -> web.Response:

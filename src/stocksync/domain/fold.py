@@ -1,7 +1,7 @@
 """The fold: (row, event) -> (row, effects). Pure and deterministic: time comes from events.
 
 Applying an event twice, or replaying any prefix of the log, changes nothing: an event whose
-source_seq is at or below the highest already applied for its source is a duplicate.
+source_seq is at or below the highest already applied for its source (and topic) is a duplicate.
 Reality is never rejected: a sale without stock is applied and flagged as an oversell.
 
 Cycle counts merge with the movements they race with (the count-merge rule):
@@ -19,7 +19,9 @@ Cycle counts merge with the movements they race with (the count-merge rule):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+
+from msgspec.structs import replace
 
 from stocksync.domain.effects import (
     ChannelQuantityChanged,
@@ -30,9 +32,14 @@ from stocksync.domain.effects import (
     StockLevel,
     StockLevelCrossed,
 )
-from stocksync.domain.events import RETURN_NOT_RESTOCKABLE, EventKind, InventoryEvent
+from stocksync.domain.events import (
+    RETURN_NOT_RESTOCKABLE,
+    STOCK_KINDS,
+    EventKind,
+    InventoryEvent,
+)
 from stocksync.domain.rules import COUNT_WINDOW_MS, MAX_JOURNAL
-from stocksync.domain.state import EMPTY_LOCATION, LocationStock, SkuRow, channel_atp
+from stocksync.domain.state import EMPTY_LOCATION, LocationStock, SkuRow, location_atp
 from stocksync.domain.topology import Topology
 
 
@@ -144,11 +151,18 @@ def apply_to_locations(
     return out, None
 
 
+def dedupe_key(event: InventoryEvent) -> str:
+    """Sequences are compared per source and per topic: Kafka orders a source's stock events
+    and its sale events each on their own topic, not relative to each other."""
+    return event.source if event.kind in STOCK_KINDS else f"{event.source}|sale"
+
+
 def apply_event(row: SkuRow | None, event: InventoryEvent, topology: Topology) -> FoldResult:
     """Fold one validated event into the SKU's row."""
     if row is None:
         row = SkuRow(sku=event.sku)
-    if event.source_seq <= row.sources.get(event.source, -1):
+    stream_key = dedupe_key(event)
+    if event.source_seq <= row.sources.get(stream_key, -1):
         duplicate = DuplicateIgnored(event.sku, event.event_id, event.source, event.source_seq)
         return FoldResult(row, (duplicate,), applied=False)
 
@@ -170,12 +184,11 @@ def apply_event(row: SkuRow | None, event: InventoryEvent, topology: Topology) -
             )
         )
     sources = dict(row.sources)
-    sources[event.source] = event.source_seq
-    row = SkuRow(
-        sku=row.sku,
+    sources[stream_key] = event.source_seq
+    row = replace(
+        row,
         locations=locations,
         sources=sources,
-        published=row.published,
         revision=row.revision + 1,
         last_event_at=max(row.last_event_at, event.occurred_at),
     )
@@ -209,8 +222,19 @@ def project_channels(
     and the stock-level thresholds they crossed."""
     effects: list[Effect] = []
     published = None
+    atps: dict[str, int] = {}  # location ATP, computed once for all channels sharing it
     for channel in channels:
-        quantity = channel_atp(row, topology, channel)
+        spec = topology.channels[channel]
+        raw = 0
+        for loc in spec.locations:
+            atp = atps.get(loc)
+            if atp is None:
+                stock = row.locations.get(loc)
+                atp = atps[loc] = (
+                    0 if stock is None else location_atp(stock, topology.default_safety_stock(loc))
+                )
+            raw += atp
+        quantity = spec.policy.apply(raw)
         current = (quantity, topology.version)
         last = row.published.get(channel)
         if last == current:
@@ -252,27 +276,16 @@ def project_channels(
     return replace(row, published=published), effects
 
 
-def published_quantities(row: SkuRow, channels: Iterable[str]) -> list[ChannelQuantityChanged]:
-    """What the row says was last published for these channels, to publish again.
+def current_quantities(
+    row: SkuRow, topology: Topology, channels: Iterable[str]
+) -> list[ChannelQuantityChanged]:
+    """The channels' quantities under the current topology, to publish again.
 
     After a crash, events after the last committed offset are delivered again and are
     duplicates for the local row, yet the changelog and projection messages they caused may
     have been lost with the process: the adapter re-sends the row and these quantities."""
-    out = []
-    for channel in channels:
-        published = row.published.get(channel)
-        if published is not None:
-            out.append(
-                ChannelQuantityChanged(
-                    channel=channel,
-                    sku=row.sku,
-                    quantity=published[0],
-                    policy_version=published[1],
-                    revision=row.revision,
-                    as_of=row.last_event_at,
-                )
-            )
-    return out
+    _, effects = project_channels(replace(row, published={}), topology, channels)
+    return [e for e in effects if isinstance(e, ChannelQuantityChanged)]
 
 
 def fold_events(

@@ -8,17 +8,21 @@ command written to the log (by the worker that owns the SKU), so a replay decide
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
+
+from msgspec.structs import replace
 
 from stocksync.domain.effects import Effect
 from stocksync.domain.fold import project_channels
 from stocksync.domain.state import EMPTY_LOCATION, Hold, SkuRow, channel_atp, location_atp
 from stocksync.domain.topology import Topology
 
-# Replies remembered in the row for retried requests. Kept small because the row is decoded for
-# every event of its SKU; the worker also keeps every reply in its reservation index table.
-MAX_ANSWERS = 16
+# Replies remembered in the row, so a retried or redelivered request gets the same answer. In
+# the row itself, because after a crash only the row and its changelog move together. A retry
+# older than this many newer requests on the same SKU is decided again (a held reservation
+# still answers HELD: its hold is in the row).
+MAX_ANSWERS = 64
 
 
 class CommandKind(StrEnum):

@@ -3,15 +3,16 @@ are atomic and single-writer. The dedupe state lives in the row it protects."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from stocksync.domain.topology import Topology
 
 
-@dataclass(frozen=True, slots=True)
-class LocationStock:
+# msgspec Structs: immutable values that are cheap to build and to encode, since one is read,
+# replaced and written for every event. array_like keeps the stored rows small.
+class LocationStock(Struct, frozen=True, array_like=True):
     on_hand: int = 0  # sellable units physically there; negative when more was sold than we knew of
     reserved: int = 0  # soft holds and open orders not yet shipped
     damaged: int = 0  # non-sellable units still on the books
@@ -32,8 +33,7 @@ class LocationStock:
 EMPTY_LOCATION = LocationStock()
 
 
-@dataclass(frozen=True, slots=True)
-class Hold:
+class Hold(Struct, frozen=True, array_like=True):
     """An accepted reservation, counted in its location's reserved units until it is confirmed
     (then it is an open order line), released or expired."""
 
@@ -43,17 +43,16 @@ class Hold:
     expires_at: int  # epoch ms, from the requester's clock
 
 
-@dataclass(frozen=True, slots=True)
-class SkuRow:
+class SkuRow(Struct, frozen=True, array_like=True):
     sku: str
-    locations: Mapping[str, LocationStock] = field(default_factory=dict)
-    sources: Mapping[str, int] = field(default_factory=dict)  # source -> highest seq applied
-    published: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # channel -> (qty, ver)
+    locations: dict[str, LocationStock] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)  # source -> highest seq applied
+    published: dict[str, tuple[int, int]] = field(default_factory=dict)  # channel -> (qty, ver)
     revision: int = 0  # events applied; orders the projections of this SKU
     last_event_at: int = 0  # highest occurred_at applied, epoch ms
-    holds: Mapping[str, Hold] = field(default_factory=dict)  # reservation id -> active hold
+    holds: dict[str, Hold] = field(default_factory=dict)  # reservation id -> active hold
     # request id -> the reply given, so a retried request gets the same answer (bounded)
-    answers: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    answers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def location_atp(stock: LocationStock, default_safety_stock: int) -> int:
