@@ -61,6 +61,7 @@ from stocksync.domain.reservations import (
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
 from stocksync.topics import ATP_TABLE, HISTORY_TABLE, RESERVATION_INDEX_TABLE
+from streams.outputs import Outputs
 
 log = structlog.get_logger("stocksync.worker")
 
@@ -79,11 +80,16 @@ FAUST_INTERNAL_KEY_PREFIX = b"__faust"
 @lru_cache(maxsize=200_000)
 def murmur2_partition(key: bytes, partitions: int) -> int:
     # aiokafka's murmur2 is pure Python (microseconds per key): remember hot SKUs.
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 history_encoder = msgspec.json.Encoder(order="deterministic")
 history_decoder = msgspec.json.Decoder(list[dict[str, Any]])
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("reprojection_failed", error=repr(task.exception()))
 
 
 @dataclass(slots=True)
@@ -132,6 +138,8 @@ class Worker:
             "commands": 0,
         }
         topics = settings.topics
+        self.topics = topics
+        self.outputs = Outputs(settings)
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap_servers}",
@@ -170,20 +178,8 @@ class Worker:
             value_serializer="raw",
             partitions=settings.partitions,
         )
-        self.projection_topic = self.app.topic(
-            topics.channel_atp, key_serializer="raw", value_serializer="raw"
-        )
-        self.dead_letter_topic = self.app.topic(
-            topics.dead_letter, key_serializer="raw", value_serializer="raw"
-        )
-        self.alerts_topic = self.app.topic(
-            topics.alerts, key_serializer="raw", value_serializer="raw"
-        )
         self.commands_topic = self.app.topic(
             topics.reservation_commands, key_serializer="raw", value_serializer="raw"
-        )
-        self.replies_topic = self.app.topic(
-            topics.reservation_replies, key_serializer="raw", value_serializer="raw"
         )
         # (expires_at, sku, reservation id) of holds this worker owns; EXPIRE is written when due
         self.expiry_queue: list[tuple[int, str, str]] = []
@@ -242,6 +238,9 @@ class Worker:
                 self.fold_batch(stream, batch)
             finally:
                 stream._set_current_event(None)  # type: ignore[attr-defined]
+            # Before faust may ack this batch (when the next one is asked for): every
+            # projection, alert, reply and dead letter it caused is on the broker.
+            await self.outputs.delivered()
 
     def fold_batch(self, stream: StreamT[bytes], batch: Sequence[EventT[bytes]]) -> None:
         """Fold a batch synchronously: rows are read once, written once, and every message it
@@ -350,13 +349,15 @@ class Worker:
                 change.policy_version,
             ):
                 continue  # changed and changed back within the batch: nothing new to say
-            self.projection_topic.send_soon(
-                key=projection_key(channel, change.sku), value=encode_projection(change)
+            self.outputs.send(
+                self.topics.channel_atp,
+                projection_key(channel, change.sku),
+                encode_projection(change),
             )
         for alert in state.alerts:
-            self.alerts_topic.send_soon(key=key, value=alert)
+            self.outputs.send(self.topics.alerts, key, alert)
         for request_id, encoded in state.replies:
-            self.replies_topic.send_soon(key=request_id, value=encoded)
+            self.outputs.send(self.topics.reservation_replies, request_id, encoded)
 
     def _decode(self, message: Any) -> InventoryEvent | ReservationCommand:
         key: bytes | None = message.key
@@ -423,7 +424,11 @@ class Worker:
             stored = self.table.get(key)
             if stored is None:
                 continue
-            row = row_from_bytes(stored)
+            try:
+                row = row_from_bytes(stored)
+            except ValueError as exc:
+                log.error("row_unreadable", key=key.decode(errors="replace"), error=str(exc))
+                continue
             for reservation_id in expired_holds(row, now_ms=2**62):
                 hold = row.holds[reservation_id]
                 heapq.heappush(self.expiry_queue, (hold.expires_at, row.sku, reservation_id))
@@ -437,6 +442,7 @@ class Worker:
         self.current_topology = topology
         log.info("topology_applied", version=topology.version, previous=previous.version)
         self._reprojection = asyncio.ensure_future(self._reproject(topology))
+        self._reprojection.add_done_callback(_log_failure)
 
     async def _reproject(self, topology: Topology) -> None:
         # Every channel quantity under the new policy, published now rather than at each SKU's
@@ -450,18 +456,23 @@ class Worker:
             current = self.table.get(key)
             if current is None:
                 continue
-            row = row_from_bytes(current)
+            try:
+                row = row_from_bytes(current)
+            except ValueError as exc:
+                log.error("row_unreadable", key=key.decode(errors="replace"), error=str(exc))
+                continue
             _, effects = project_channels(row, topology, channels)
             for effect in effects:
                 if isinstance(effect, ChannelQuantityChanged):
-                    self.projection_topic.send_soon(
-                        key=projection_key(effect.channel, effect.sku),
-                        value=encode_projection(effect),
+                    self.outputs.send(
+                        self.topics.channel_atp,
+                        projection_key(effect.channel, effect.sku),
+                        encode_projection(effect),
                     )
                 elif isinstance(effect, StockLevelCrossed):
                     self.counters["alerts"] += 1
-                    self.alerts_topic.send_soon(
-                        key=effect.sku.encode(), value=encode_alert(effect, row.revision)
+                    self.outputs.send(
+                        self.topics.alerts, effect.sku.encode(), encode_alert(effect, row.revision)
                     )
             done += 1
             if done % REPROJECT_CHUNK == 0:
@@ -478,9 +489,10 @@ class Worker:
             error=error,
             reason=reason,
         )
-        self.dead_letter_topic.send_soon(
-            key=message.key,
-            value=encode_dead_letter(
+        self.outputs.send(
+            self.topics.dead_letter,
+            message.key,
+            encode_dead_letter(
                 reason=reason,
                 error=error,
                 topic=message.topic,

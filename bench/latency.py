@@ -1,0 +1,128 @@
+"""Sale event produced -> updated channel projection consumed, at fixed rates.
+
+Stocks SKUs, then sends one-unit sales at each rate for a while, and measures for each
+projection message of the web channel: consume wall time - the sale's occurred_at (ms).
+
+    .venv/bin/python -m bench.latency [--rates 1000 5000 --seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+
+from bench.common import percentile, write_result
+from bench.harness import broker, new_worker
+from stocksync.channels.producer import REQUIRED_CONFIG, ChannelProducer
+from stocksync.codec.events import encode_event
+from stocksync.codec.outputs import decode_projection
+from stocksync.domain.events import EventKind, InventoryEvent
+from stocksync.provision import ensure_topics
+
+SKUS = 2000
+
+
+def measure(worker_settings, rate: int, seconds: float, seed: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    topics = worker_settings.topics
+    consumer = Consumer(
+        {
+            "bootstrap.servers": worker_settings.bootstrap_servers,
+            "group.id": f"latency-{time.time_ns()}",
+            "auto.offset.reset": "latest",
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    consumer.subscribe([topics.channel_atp])
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set():
+            msg = consumer.poll(0.05)
+            if msg is None or msg.error():
+                continue
+            change = decode_projection(msg.value() or b"")
+            if change.channel == "web" and change.as_of >= started_ms:
+                latencies.append(time.time() * 1000 - change.as_of)
+
+    # wait for the assignment to settle before producing
+    deadline = time.monotonic() + 15
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.1)
+    started_ms = int(time.time() * 1000)
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    producer = Producer(
+        {"bootstrap.servers": worker_settings.bootstrap_servers, "linger.ms": 0, **REQUIRED_CONFIG}
+    )
+    rng = random.Random(seed)
+    interval = 1.0 / rate
+    next_at = time.monotonic()
+    end = next_at + seconds
+    seq = int(time.time() * 1e6)
+    sent = 0
+    while time.monotonic() < end:
+        seq += 1
+        sku = f"LAT-{rng.randrange(SKUS):05d}"
+        event = InventoryEvent(
+            f"l{seq}", "latency-pos", seq, sku, "dc-2", 1, int(time.time() * 1000), EventKind.SOLD
+        )
+        producer.produce(topics.sale_events, key=sku.encode(), value=encode_event(event))
+        producer.poll(0)
+        sent += 1
+        next_at += interval
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    producer.flush(30)
+    time.sleep(2)
+    stop.set()
+    thread.join()
+    consumer.close()
+    values = sorted(latencies)
+    return {
+        "rate_target": rate,
+        "rate_achieved": round(sent / seconds),
+        "samples": len(values),
+        "p50_ms": round(percentile(values, 50), 1),
+        "p99_ms": round(percentile(values, 99), 1),
+        "p999_ms": round(percentile(values, 99.9), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rates", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    worker = new_worker(broker(), Path(tempfile.mkdtemp(prefix="stocksync-bench-")))
+    ensure_topics(worker.settings)
+    stocker = ChannelProducer(worker.settings.bootstrap_servers, "wms", worker.settings.topics)
+    for i in range(SKUS):
+        stocker.emit(EventKind.RECEIVED, f"LAT-{i:05d}", "dc-2", 1_000_000)
+    stocker.flush()
+    worker.start()
+    worker.wait_revision(f"LAT-{SKUS - 1:05d}", 1, timeout=120)
+    runs = []
+    for rate in args.rates:
+        result = measure(worker.settings, rate, args.seconds, args.seed)
+        print(
+            f"rate {result['rate_achieved']:>6}/s  p50 {result['p50_ms']:>7} ms  "
+            f"p99 {result['p99_ms']:>7} ms  p99.9 {result['p999_ms']:>7} ms  "
+            f"({result['samples']} samples)"
+        )
+        runs.append(result)
+    worker.stop(signal.SIGTERM)
+    write_result("latency", {"runs": runs}, vars(args))
+
+
+if __name__ == "__main__":
+    main()
