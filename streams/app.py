@@ -183,48 +183,30 @@ class Worker:
         )
         # (expires_at, sku, reservation id) of holds this worker owns; EXPIRE is written when due
         self.expiry_queue: list[tuple[int, str, str]] = []
-        self.table = self.app.Table(
-            ATP_TABLE,
-            # bytes in, bytes out: faust picks the raw codec; rows are encoded by codec.rows.
-            key_type=bytes,
-            value_type=bytes,
-            partitions=settings.partitions,
-            options={
-                "driver": "rocksdict",
-                # faust's default is a 2 GiB block cache per partition.
-                "block_cache_size": settings.rocksdb_cache_mb * MB,
-                "block_cache_compressed_size": 8 * MB,
-                "write_buffer_size": 16 * MB,
-            },
-        )
-        self.history = self.app.Table(
-            HISTORY_TABLE,
-            key_type=bytes,
-            value_type=bytes,
-            partitions=settings.partitions,
-            options={
-                "driver": "rocksdict",
-                "block_cache_size": 8 * MB,
-                "block_cache_compressed_size": 8 * MB,
-                "write_buffer_size": 8 * MB,
-            },
-        )
-        self.reservation_index = self.app.Table(
-            RESERVATION_INDEX_TABLE,
-            key_type=bytes,
-            value_type=bytes,
-            partitions=settings.partitions,
-            options={
-                "driver": "rocksdict",
-                "block_cache_size": 8 * MB,
-                "block_cache_compressed_size": 8 * MB,
-                "write_buffer_size": 8 * MB,
-            },
-        )
+        self.table = self._bytes_table(ATP_TABLE, cache_mb=settings.rocksdb_cache_mb)
+        self.history = self._bytes_table(HISTORY_TABLE, cache_mb=8)
+        self.reservation_index = self._bytes_table(RESERVATION_INDEX_TABLE, cache_mb=8)
         self.app.agent(self.events_topic, name="fold_events")(self.fold_events)
         self.app.timer(EXPIRY_CHECK_SECONDS)(self.expire_due_holds)
 
     # -- the agent ---------------------------------------------------------------------------
+
+    def _bytes_table(self, name: str, cache_mb: int) -> Any:
+        """A RocksDB-backed table of raw bytes (faust picks the raw codec for bytes; values
+        are encoded by stocksync's codecs), co-partitioned with the input topics."""
+        return self.app.Table(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=self.settings.partitions,
+            options={  # a fresh dict each time: faust's store pops keys out of it
+                "driver": "rocksdict",
+                # faust's default is a 2 GiB block cache per partition
+                "block_cache_size": cache_mb * MB,
+                "block_cache_compressed_size": 8 * MB,
+                "write_buffer_size": (16 if cache_mb > 8 else 8) * MB,
+            },
+        )
 
     async def fold_events(self, stream: StreamT[bytes]) -> None:
         # Batches amortise the row codec, the RocksDB write and the changelog record over all
