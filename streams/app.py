@@ -247,7 +247,7 @@ class Worker:
             state.event = event
             try:
                 if isinstance(decoded, ReservationCommand):
-                    self._fold_command(state, decoded)
+                    self._fold_command(state, decoded, message.offset)
                 else:
                     self._fold_event(state, decoded)
             except Exception as exc:
@@ -280,13 +280,17 @@ class Worker:
         state.history.append(audit_entry(before, event, result.row, result.effects, topology))
         self._collect(state, result.effects, result.row.revision)
 
-    def _fold_command(self, state: PendingRow, command: ReservationCommand) -> None:
+    def _fold_command(self, state: PendingRow, command: ReservationCommand, offset: int) -> None:
         # Only the row's own memory of answers decides whether a request was seen: the
         # reservation index is another table, and after a crash the two can be restored to
         # different points of the log.
-        result = apply_command(state.row, command, self.current_topology)
+        result = apply_command(state.row, command, self.current_topology, offset)
         state.row = result.row
         reply = result.reply
+        if reply is None:
+            # A redelivery whose answer the row has forgotten: the client retries with its key
+            state.rewrite = True
+            return
         encoded = encode_reply(reply)
         if not result.applied:
             state.rewrite = True  # a retry or a redelivery: repair the changelog, answer again

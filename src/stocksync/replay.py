@@ -9,17 +9,17 @@ from stocksync.codec.avro import decode
 from stocksync.codec.events import EVENT_SUBJECTS, record_to_event
 from stocksync.codec.reservations import COMMAND_SUBJECT, command_from_record
 from stocksync.domain.fold import apply_event
-from stocksync.domain.reservations import ReservationReply, apply_command
+from stocksync.domain.reservations import apply_command
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
 
 
-def replay(payloads: Iterable[bytes], topology: Topology) -> dict[str, SkuRow]:
-    """Fold event and command messages in the given order, as the worker does: duplicates
-    ignored, and a retried request answered from the first decision (the worker's index)."""
+def replay(messages: Iterable[tuple[int, bytes]], topology: Topology) -> dict[str, SkuRow]:
+    """Fold (offset, payload) messages in the given order, exactly as the worker does:
+    duplicate events ignored, retried requests answered from the row, commands keyed by their
+    log offset. Offsets matter only for reservation commands."""
     rows: dict[str, SkuRow] = {}
-    answered: dict[str, ReservationReply] = {}
-    for payload in payloads:
+    for offset, payload in messages:
         try:
             subject, record = decode(payload)
         except ValueError:
@@ -29,10 +29,5 @@ def replay(payloads: Iterable[bytes], topology: Topology) -> dict[str, SkuRow]:
             rows[event.sku] = apply_event(rows.get(event.sku), event, topology).row
         elif subject == COMMAND_SUBJECT:
             command = command_from_record(record)
-            if command.request_id in answered:
-                continue
-            result = apply_command(rows.get(command.sku), command, topology)
-            if result.applied:
-                answered[command.request_id] = result.reply
-            rows[command.sku] = result.row
+            rows[command.sku] = apply_command(rows.get(command.sku), command, topology, offset).row
     return rows

@@ -171,6 +171,17 @@ def read_topic(
     bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 30.0
 ) -> list[tuple[bytes | None, bytes | None]]:
     """Every message of a topic from the beginning (until `expect` messages, or the end)."""
+    return [(key, value) for key, value, _ in read_records(bootstrap, topic, expect, timeout)]
+
+
+def read_log(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
+    """(offset, value) of every non-empty message of a topic, as replay takes them."""
+    return [(offset, value) for _, value, offset in read_records(bootstrap, topic) if value]
+
+
+def read_records(
+    bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0
+) -> list[tuple[bytes | None, bytes | None, int]]:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -183,7 +194,7 @@ def read_topic(
     metadata = consumer.list_topics(topic, timeout=10)
     partitions = list(metadata.topics[topic].partitions)
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    messages: list[tuple[bytes | None, bytes | None]] = []
+    messages: list[tuple[bytes | None, bytes | None, int]] = []
     at_end: set[int] = set()
     deadline = time.monotonic() + timeout
     try:
@@ -197,7 +208,7 @@ def read_topic(
                     if expect is None and at_end == set(partitions):
                         break
                 continue
-            messages.append((msg.key(), msg.value()))
+            messages.append((msg.key(), msg.value(), msg.offset()))
             if expect is not None and len(messages) >= expect:
                 break
     finally:

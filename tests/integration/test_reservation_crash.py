@@ -17,6 +17,7 @@ from tests.integration.reservation_clients import storm
 from tests.integration.support import (
     WorkerProcess,
     http_json,
+    read_log,
     read_topic,
     unique_settings,
     wait_for,
@@ -73,9 +74,9 @@ def test_sigkill_mid_storm_loses_no_hold_and_doubles_none(fresh_worker: WorkerPr
 
     # and the table equals a replay of the log from offset 0
     s = worker.settings
-    log = [v for _, v in read_topic(s.bootstrap_servers, s.topics.stock_events)]
-    log += [v for _, v in read_topic(s.bootstrap_servers, s.topics.reservation_commands)]
-    replayed = replay((v for v in log if v), s.load_topology())[SKU]
+    log = read_log(s.bootstrap_servers, s.topics.stock_events)
+    log += read_log(s.bootstrap_servers, s.topics.reservation_commands)
+    replayed = replay(log, s.load_topology())[SKU]
     assert set(replayed.holds) == held
 
     def changelog_row() -> bytes | None:

@@ -109,9 +109,10 @@ class ReservationReply:
 @dataclass(frozen=True, slots=True)
 class CommandResult:
     row: SkuRow
-    reply: ReservationReply
+    # None only for a redelivered command whose answer the row no longer remembers
+    reply: ReservationReply | None
     effects: tuple[Effect, ...]
-    applied: bool  # False: a retried request answered from memory, row unchanged
+    applied: bool  # False: a retry or a redelivery, row unchanged
 
 
 def _reply(cmd: ReservationCommand, status: ReplyStatus, **fields: object) -> ReservationReply:
@@ -228,7 +229,15 @@ def decide(
     return row, _reply(cmd, status, **details)
 
 
-def apply_command(row: SkuRow | None, cmd: ReservationCommand, topology: Topology) -> CommandResult:
+def apply_command(
+    row: SkuRow | None, cmd: ReservationCommand, topology: Topology, offset: int = -1
+) -> CommandResult:
+    """Decide a command read at `offset` of its partition (-1: not from the log).
+
+    A command at or below the row's last applied offset is a redelivery and changes nothing,
+    so the row stays a pure function of the log; a retry is a new log record and is answered
+    from the row's memory of answers (or decided again once that memory has moved on).
+    """
     if row is None:
         row = SkuRow(sku=cmd.sku)
     answered = row.answers.get(cmd.request_id)
@@ -236,12 +245,19 @@ def apply_command(row: SkuRow | None, cmd: ReservationCommand, topology: Topolog
         return CommandResult(
             row, ReservationReply.from_tuple(cmd.request_id, cmd.sku, answered), (), False
         )
+    if 0 <= offset <= row.command_offset:
+        return CommandResult(row, None, (), False)
     new_row, reply = decide(row, cmd, topology)
     answers = dict(new_row.answers)
     answers[cmd.request_id] = reply.as_tuple()
     while len(answers) > MAX_ANSWERS:
         del answers[next(iter(answers))]
-    new_row = replace(new_row, answers=answers, revision=row.revision + 1)
+    new_row = replace(
+        new_row,
+        answers=answers,
+        revision=row.revision + 1,
+        command_offset=max(offset, row.command_offset),
+    )
     effects: list[Effect] = []
     if reply.location is not None and reply.status in (
         ReplyStatus.HELD,

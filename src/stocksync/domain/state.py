@@ -53,6 +53,9 @@ class SkuRow(Struct, frozen=True, array_like=True):
     holds: dict[str, Hold] = field(default_factory=dict)  # reservation id -> active hold
     # request id -> the reply given, so a retried request gets the same answer (bounded)
     answers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # Log offset of the last command applied (a SKU's commands all live on one partition), so
+    # a redelivery after a crash is recognised however many requests came since.
+    command_offset: int = -1
 
 
 def location_atp(stock: LocationStock, default_safety_stock: int) -> int:
