@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from stocksync.domain.state import SkuRow
+from stocksync.domain.state import Hold, SkuRow
 
 ROW_FORMAT = 4
 
@@ -19,8 +19,26 @@ class _StoredRow(msgspec.Struct, array_like=True):
     row: SkuRow
 
 
+class _RowHolds(msgspec.Struct, array_like=True):
+    """The leading fields of SkuRow up to its holds; the rest of the array is not parsed."""
+
+    sku: str
+    _locations: msgspec.Raw
+    _sources: msgspec.Raw
+    _published: msgspec.Raw
+    _revision: msgspec.Raw
+    _last_event_at: msgspec.Raw
+    holds: dict[str, Hold] = {}
+
+
+class _StoredHolds(msgspec.Struct, array_like=True):
+    format: int
+    row: _RowHolds
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_StoredRow)
+_holds_decoder = msgspec.msgpack.Decoder(_StoredHolds)
 
 
 def row_to_bytes(row: SkuRow) -> bytes:
@@ -35,3 +53,15 @@ def row_from_bytes(data: bytes) -> SkuRow:
     if stored.format != ROW_FORMAT:
         raise ValueError(f"row format {stored.format} is not {ROW_FORMAT}")
     return stored.row
+
+
+def holds_from_bytes(data: bytes) -> tuple[str, dict[str, Hold]]:
+    """A stored row's SKU and active holds, without decoding the rest (a restart scans every
+    row for holds to expire)."""
+    try:
+        stored = _holds_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a format-{ROW_FORMAT} row: {exc}") from None
+    if stored.format != ROW_FORMAT:
+        raise ValueError(f"row format {stored.format} is not {ROW_FORMAT}")
+    return stored.row.sku, stored.row.holds
