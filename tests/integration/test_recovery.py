@@ -69,3 +69,28 @@ def test_lost_local_state_is_rebuilt_from_the_changelog(fresh_worker: WorkerProc
     # whose offsets were not yet committed) and equals the state before
     wait_caught_up(fresh_worker, before)
     assert fresh_worker.batch(SKUS)["items"] == before
+
+
+def test_a_hold_taken_before_a_restart_still_expires(fresh_worker: WorkerProcess) -> None:
+    from tests.integration.reservation_clients import reserve_once
+    from tests.integration.support import http_json, wait_for
+    from tests.integration.test_reservations import stock
+
+    # given a hold whose time runs out while the worker is down
+    worker = fresh_worker
+    stock(worker, "REC-HOLD", "dc-2", 4)
+    body = {"channel": "web", "sku": "REC-HOLD", "quantity": 3, "ttl_seconds": 2}
+    assert reserve_once(worker.url, body, "rec-hold-1")[0] == 201
+    worker.stop(signal.SIGTERM)
+
+    # when the worker starts again from its own RocksDB files
+    worker.start()
+
+    # then it finds the hold in its table, writes the EXPIRE, and the units come back
+    wait_for(
+        lambda: http_json(f"{worker.url}/v1/reservations/rec-hold-1")[1].get("status")
+        == "expired",
+        20,
+        "the hold taken before the restart to expire",
+    )
+    assert worker.atp("REC-HOLD")[1]["locations"]["dc-2"]["reserved"] == 0
