@@ -52,6 +52,23 @@ def measure(worker_settings, rate: int, seconds: float, seed: int) -> dict[str, 
             if change.channel == "web" and change.as_of >= started_ms:
                 latencies.append(time.time() * 1000 - change.as_of)
 
+    producer = Producer(
+        {"bootstrap.servers": worker_settings.bootstrap_servers, "linger.ms": 0, **REQUIRED_CONFIG}
+    )
+    # Warm up before the clock starts: an idempotent producer first fetches metadata and a
+    # producer id (hundreds of ms), and events stamped meanwhile would measure that instead.
+    warmup = InventoryEvent(
+        f"w{time.time_ns()}",
+        "latency-warmup",
+        1,
+        "LAT-WARMUP",
+        "dc-2",
+        1,
+        int(time.time() * 1000),
+        EventKind.RECEIVED,
+    )
+    producer.produce(topics.stock_events, key=b"LAT-WARMUP", value=encode_event(warmup))
+    producer.flush(30)
     # wait for the assignment to settle before producing
     deadline = time.monotonic() + 15
     while not consumer.assignment() and time.monotonic() < deadline:
@@ -59,9 +76,6 @@ def measure(worker_settings, rate: int, seconds: float, seed: int) -> dict[str, 
     started_ms = int(time.time() * 1000)
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
-    producer = Producer(
-        {"bootstrap.servers": worker_settings.bootstrap_servers, "linger.ms": 0, **REQUIRED_CONFIG}
-    )
     rng = random.Random(seed)
     interval = 1.0 / rate
     next_at = time.monotonic()
