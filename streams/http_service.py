@@ -1,21 +1,36 @@
-"""Runs the aiohttp API inside the worker's event loop, started and stopped with the app."""
+"""Runs the aiohttp API inside the worker's event loop, started and stopped with the app: ATP
+queries, reservations, /metrics and the live dashboard. What the API needs from faust (counters,
+consumer positions, fold timings, alerts) is gathered here, so stocksync.api knows no faust."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import structlog
 from aiohttp import web
+from confluent_kafka import Consumer, TopicPartition
+from faust.types import EventT, StreamT
 from mode import Service
 
+from stocksync.api.auth import ApiKeys, load_keys
+from stocksync.api.dashboard import LiveView, RecentAlerts, add_dashboard_routes
 from stocksync.api.http import build_http_app
+from stocksync.api.metrics import FoldTimer, Metrics, PartitionLag
 from stocksync.api.reservations import add_reservation_routes
+from stocksync.codec.outputs import decode_alert
+from stocksync.config import Settings
 from stocksync.domain.reservations import ReservationCommand, ReservationReply
 from stocksync.domain.state import SkuRow
 from streams.app import Worker
 from streams.reservation_gateway import ReservationGateway
 
 log = structlog.get_logger("stocksync.http")
+
+ALERTS_BACKFILL = 20  # alerts per partition shown when the dashboard starts
 
 
 class WorkerReservations:
@@ -38,31 +53,200 @@ class WorkerReservations:
         return self.worker.row(sku)
 
 
+class FaustWorkerStats:
+    """The worker's counters, readiness and consumer positions, for /metrics and the dashboard."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.input_topics = frozenset(worker.settings.topics.input_topics)
+
+    def counters(self) -> Mapping[str, int]:
+        return self.worker.counters
+
+    def health(self) -> dict[str, Any]:
+        return self.worker.health()
+
+    def partition_lag(self) -> list[PartitionLag]:
+        consumer = self.worker.app.consumer
+        out = []
+        try:
+            assigned = sorted(tp for tp in consumer.assignment() if tp.topic in self.input_topics)
+        except Exception:  # not subscribed yet, or rebalancing
+            return []
+        committed = getattr(consumer, "_committed_offset", {})
+        read = getattr(consumer, "_read_offset", {})
+        for tp in assigned:
+            try:
+                highwater: int | None = consumer.highwater(tp)
+            except Exception:  # partition being revoked
+                highwater = None
+            position = committed.get(tp)
+            last_read = read.get(tp)
+            if last_read is not None and (position is None or last_read + 1 > position):
+                position = last_read + 1  # folded, not yet committed
+            out.append(PartitionLag(tp.topic, tp.partition, highwater, position))
+        return out
+
+
+def time_fold_batches(worker: Worker, timer: FoldTimer) -> None:
+    """Observe every batch the fold agent folds: duration, size and the age of its newest event.
+
+    Wraps Worker.fold_batch on this instance (called once per batch by fold_events); a proper
+    hook in streams/app.py would replace this."""
+    fold_batch = worker.fold_batch
+
+    def timed(stream: StreamT[bytes], batch: Sequence[EventT[bytes]]) -> None:
+        started = time.perf_counter()
+        try:
+            fold_batch(stream, batch)
+        finally:
+            elapsed = time.perf_counter() - started
+            newest = max((e.message.timestamp or 0.0 for e in batch), default=0.0)
+            age = time.time() - newest if newest else None
+            timer.observe(len(batch), elapsed, age)
+
+    setattr(worker, "fold_batch", timed)  # noqa: B010 (mypy: assigning to a method)
+
+
+class AlertFeed:
+    """Reads the alerts topic: the newest few per partition at start, then every new one, each
+    handed to `on_alert(record, partition, new)` on the event loop (`new`: published after the
+    feed started). Never commits; each worker reads every partition."""
+
+    def __init__(
+        self, settings: Settings, on_alert: Callable[[dict[str, Any], int, bool], None]
+    ) -> None:
+        self.settings = settings
+        self.on_alert = on_alert
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        threading.Thread(target=self._run, name="alert-feed", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        topic = self.settings.topics.alerts
+        try:
+            consumer = Consumer(
+                {
+                    **self.settings.librdkafka_config(),
+                    "group.id": f"{self.settings.app_id}-alert-feed",  # never commits
+                    "enable.auto.commit": False,
+                }
+            )
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            assignment = []
+            started: dict[int, int] = {}
+            for p in partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                started[p] = high
+                assignment.append(TopicPartition(topic, p, max(low, high - ALERTS_BACKFILL)))
+            consumer.assign(assignment)
+        except Exception as exc:
+            log.warning("alert_feed_unavailable", topic=topic, error=str(exc))
+            return
+        try:
+            while not self._stop.is_set():
+                msg = consumer.poll(0.2)
+                if msg is None or msg.error() or not msg.value():
+                    continue
+                try:
+                    record = decode_alert(msg.value() or b"")
+                except Exception as exc:
+                    log.warning("alert_undecodable", error=str(exc))
+                    continue
+                partition = msg.partition() or 0
+                new = (msg.offset() or 0) >= started.get(partition, 0)
+                if self._loop is not None and not self._loop.is_closed():
+                    self._loop.call_soon_threadsafe(self.on_alert, record, partition, new)
+        finally:
+            consumer.close()
+
+
+def api_keys(settings: Settings, worker: Worker) -> ApiKeys | None:
+    if settings.api_keys_file is None:
+        return None
+    keys = load_keys(
+        settings.api_keys_file,
+        channels=worker.current_topology.channels,
+        default_rate_per_s=settings.api_rate_per_s,
+        default_burst=settings.api_burst,
+    )
+    log.info("api_keys_loaded", keys=len(keys), file=str(settings.api_keys_file))
+    return keys
+
+
 class HttpService(Service):
     def __init__(self, worker: Worker, host: str, port: int, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.worker = worker
         self.host = host
         self.port = port
-        self.gateway = ReservationGateway(worker.settings)
+        settings = worker.settings
+        self.gateway = ReservationGateway(settings)
+        # Read at construction so a bad keys file stops the worker before it joins the group.
+        self.keys = api_keys(settings, worker)
+        self.metrics = Metrics()
+        self.stats = FaustWorkerStats(worker)
+        self.metrics.attach_worker(self.stats)
+        time_fold_batches(worker, self.metrics.fold)
+        self.alerts = RecentAlerts()
+        self.alert_feed = AlertFeed(settings, self.on_alert)
         self._runner: web.AppRunner | None = None
 
+    def on_alert(self, record: dict[str, Any], partition: int, new: bool) -> None:
+        self.alerts.add(record, new)
+        if not new:
+            return
+        try:
+            owned = self.worker.health().get("partitions") or []
+        except Exception:  # the consumer is still starting
+            return
+        if partition in owned:  # alerts are keyed by SKU: co-partitioned with the table
+            self.metrics.alerts_observed.labels(str(record.get("type"))).inc()
+
     async def on_start(self) -> None:
-        self.gateway.start(asyncio.get_running_loop())
-        app = build_http_app(self.worker)
+        loop = asyncio.get_running_loop()
+        self.gateway.start(loop)
+        self.alert_feed.start(loop)
+        settings = self.worker.settings
+        app = build_http_app(
+            self.worker,
+            keys=self.keys,
+            metrics=self.metrics,
+            max_body_bytes=settings.http_max_body_bytes,
+        )
         add_reservation_routes(
             app,
             WorkerReservations(self.worker, self.gateway),
-            self.worker.settings.reservation_timeout_s,
+            settings.reservation_timeout_s,
+            on_outcome=self.metrics.count_reservation,
         )
-        self._runner = web.AppRunner(app, access_log=None)
+        add_dashboard_routes(
+            app,
+            self.worker.row,
+            self.worker.topology,
+            LiveView(self.stats, self.metrics.fold, self.alerts),
+            interval_s=settings.dashboard_interval_s,
+        )
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        log.info("http_started", url=f"http://{self.host}:{self.port}")
+        log.info(
+            "http_started",
+            url=f"http://{self.host}:{self.port}",
+            dashboard=f"http://{self.host}:{self.port}/dashboard",
+            api_keys=len(self.keys) if self.keys is not None else "off",
+        )
 
     async def on_stop(self) -> None:
         self.gateway.stop()
+        self.alert_feed.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             log.info("http_stopped")

@@ -23,7 +23,7 @@ class Outputs:
     def __init__(self, settings: Settings) -> None:
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **settings.librdkafka_config(),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 1,

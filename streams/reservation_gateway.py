@@ -30,7 +30,7 @@ class ReservationGateway:
         self._stop = threading.Event()
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **settings.librdkafka_config(),
                 "enable.idempotence": True,
                 "acks": "all",
                 "partitioner": "murmur2_random",
@@ -42,7 +42,7 @@ class ReservationGateway:
         self._loop = loop
         consumer = Consumer(
             {
-                "bootstrap.servers": self.settings.bootstrap_servers,
+                **self.settings.librdkafka_config(),
                 "group.id": f"{self.settings.app_id}-reply-reader",  # never commits
                 "enable.auto.commit": False,
             }

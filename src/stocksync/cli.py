@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stocksync.config import ConfigError, Settings, load_settings
-from stocksync.logs import configure_logging
+from stocksync.cli_settings import settings_or_exit
+from stocksync.config import ConfigError, Settings
+from stocksync.connectors.cli import app as connectors_app
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
@@ -33,16 +34,10 @@ app.add_typer(atp_app, name="atp")
 app.add_typer(dead_letter_app, name="dead-letter")
 app.add_typer(projections_app, name="projections")
 app.add_typer(topology_app, name="topology")
+app.add_typer(connectors_app)  # `stocksync connector run`, `stocksync endpoints run`
 
 
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_json)
-    return settings
+_settings = settings_or_exit
 
 
 @app.command()
@@ -53,7 +48,12 @@ def worker() -> None:
     from streams.worker import run_worker
 
     try:
-        settings.load_topology()
+        topology = settings.load_topology()
+        if settings.api_keys_file is not None:
+            from stocksync.api.auth import load_keys
+
+            # a key scoped to a channel the topology does not know is a config error, not a crash
+            load_keys(settings.api_keys_file, channels=topology.channels)
         ensure_topics(settings)
     except (ConfigError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -156,7 +156,7 @@ def _reader(settings: Settings, topic: str, from_beginning: bool) -> Consumer:
 
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **settings.librdkafka_config(),
             "group.id": f"stocksync-cli-{time.time_ns()}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.auto.commit": False,

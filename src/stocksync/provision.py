@@ -47,6 +47,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.alerts, n, dict(log_config)),
         TopicSpec(t.topology, 1, dict(compacted)),
         TopicSpec(t.channel_atp, n, dict(compacted)),
+        # What each channel's connector got acknowledged, key '<channel>:<sku>' like channel-atp.
+        TopicSpec(t.published_quantities, n, dict(compacted)),
         TopicSpec(t.dead_letter, 1, dict(log_config)),
         TopicSpec(t.assignor_leader, 1, dict(compacted)),
     ]

@@ -44,6 +44,11 @@ class TopicNames:
         return f"{self.app_id}-{RESERVATION_INDEX_TABLE}-changelog"
 
     @property
+    def published_quantities(self) -> str:
+        # compacted ledger written by channel connectors: what each channel acknowledged
+        return f"{self.prefix}published-quantities"
+
+    @property
     def alerts(self) -> str:
         return f"{self.prefix}alerts"
 

@@ -30,9 +30,7 @@ def publish_topology(settings: Settings, document: dict[str, Any]) -> Topology:
             f"topology: version {topology.version} is not newer than the published version "
             f"{current.version}; bump `version`"
         )
-    producer = Producer(
-        {"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True, "acks": "all"}
-    )
+    producer = Producer({**settings.librdkafka_config(), "enable.idempotence": True, "acks": "all"})
     producer.produce(
         settings.topics.topology,
         key=TOPOLOGY_KEY,
@@ -46,7 +44,7 @@ def publish_topology(settings: Settings, document: dict[str, Any]) -> Topology:
 def _consumer(settings: Settings) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **settings.librdkafka_config(),
             "group.id": f"stocksync-topology-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

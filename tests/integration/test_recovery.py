@@ -88,8 +88,7 @@ def test_a_hold_taken_before_a_restart_still_expires(fresh_worker: WorkerProcess
 
     # then it finds the hold in its table, writes the EXPIRE, and the units come back
     wait_for(
-        lambda: http_json(f"{worker.url}/v1/reservations/rec-hold-1")[1].get("status")
-        == "expired",
+        lambda: http_json(f"{worker.url}/v1/reservations/rec-hold-1")[1].get("status") == "expired",
         20,
         "the hold taken before the restart to expire",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -175,3 +176,78 @@ def test_readyz_is_200_once_ready_and_healthz_always_200() -> None:
         {"ready": True, "partitions": 4},
     )
     assert call(stocked_reader(ready=False), "GET", "/healthz") == (200, {"status": "ok"})
+
+
+# --- the dashboard page and its event stream ---------------------------------------------------
+
+
+def dashboard_app(reader: InMemoryAtpReader) -> Any:
+    from stocksync.api.dashboard import LiveView, add_dashboard_routes
+
+    app = build_http_app(reader)
+    add_dashboard_routes(app, reader.row, reader.topology, LiveView(), interval_s=0.01)
+    return app
+
+
+def test_dashboard_page_and_its_script_are_served_without_a_build_step() -> None:
+    async def go() -> list[tuple[int, str, str]]:
+        reader = stocked_reader()
+        async with TestClient(TestServer(dashboard_app(reader))) as client:
+            out = []
+            for path in ("/dashboard", "/dashboard/app.js", "/dashboard/dashboard.css"):
+                response = await client.get(path)
+                out.append((response.status, response.content_type, await response.text()))
+            return out
+
+    (page_status, page_type, page), (js_status, js_type, js), (css_status, _, _) = asyncio.run(go())
+    assert (page_status, page_type) == (200, "text/html")
+    assert '<script src="/dashboard/app.js">' in page
+    assert "http://" not in page and "https://" not in page  # no CDN: works offline
+    assert (js_status, js_type) == (200, "application/javascript")
+    assert "/v1/stream" in js
+    assert css_status == 200
+
+
+def test_an_unknown_dashboard_file_is_a_json_404() -> None:
+    for path in ("/dashboard/config.py", "/dashboard/../../config.py"):
+        status, body = call(stocked_reader(), "GET", path)
+        assert (status, body["error"]) == (404, "not_found"), path
+
+
+def read_frames(reader: InMemoryAtpReader, query: str, count: int) -> list[dict[str, Any]]:
+    async def go() -> list[dict[str, Any]]:
+        async with TestClient(TestServer(dashboard_app(reader))) as client:
+            response = await client.get(f"/v1/stream{query}")
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "text/event-stream"
+            assert response.headers["Cache-Control"] == "no-cache"
+            frames: list[dict[str, Any]] = []
+            event = None
+            async for raw in response.content:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    assert event == "snapshot"
+                    frames.append(json.loads(line[6:]))
+                    if len(frames) == count:
+                        return frames  # the server's streams end when it shuts down
+        raise AssertionError("the stream ended early")
+
+    return asyncio.run(go())
+
+
+def test_the_stream_pushes_snapshots_that_follow_the_table() -> None:
+    reader = stocked_reader()
+    first, second = read_frames(reader, "?sku=SKU-1", 2)
+    assert first["sku"] == "SKU-1"
+    assert first["scope"] is None
+    assert first["item"]["channels"]["web"]["atp"] == 33
+    assert first["item"]["locations"]["store-1"]["reserved"] == 2
+    assert second["at"] >= first["at"]
+    assert {"alerts", "critical_alerts", "system"} <= set(first)
+
+
+def test_the_stream_for_an_unknown_sku_says_so() -> None:
+    (frame,) = read_frames(stocked_reader(), "?sku=SKU-404", 1)
+    assert (frame["sku"], frame["item"]) == ("SKU-404", None)

@@ -5,16 +5,24 @@ GET  /v1/atp/{sku}/history       recent applied events, quantities after each, w
 POST /v1/atp/batch               {"skus": [...], "channel": optional} -> many SKUs at once
 GET  /healthz                    process is up
 GET  /readyz                     200 once partitions are assigned and the table recovered
+
+With API keys (stocksync.api.auth) a channel key sees its own channel only: `?channel=` of
+another channel is a 403, and without `?channel=` it gets its own channel's view. History shows
+every channel, so it needs an operator key. Every error, 404 and 413 included, is JSON.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from stocksync.api.auth import ApiKeys, auth_middleware, forbid_channel, require_admin, scope_of
+from stocksync.api.metrics import Metrics, add_metrics_route
+from stocksync.api.responses import error, json_response
 from stocksync.api.views import sku_channel_view, sku_view
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
@@ -39,18 +47,6 @@ class BatchLookup(BaseModel):
     channel: str | None = None
 
 
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(),
-        status=status,
-        content_type="application/json",
-    )
-
-
-def error(http_status: int, code: str, message: str, **extra: Any) -> web.Response:
-    return json_response({**extra, "error": code, "message": message}, http_status)
-
-
 def _check_channel(topology: Topology, channel: str | None) -> web.Response | None:
     if channel is not None and channel not in topology.channels:
         return error(
@@ -62,10 +58,60 @@ def _check_channel(topology: Topology, channel: str | None) -> web.Response | No
     return None
 
 
-def build_http_app(reader: AtpReader) -> web.Application:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_errors(
+    max_body_bytes: int, on_reject: Callable[[str, str], None] | None = None
+) -> Middleware:
+    """aiohttp's own errors (404, 405, 413, ...) as JSON; bodies over the limit refused before
+    they are read when Content-Length says so."""
+
+    def too_large(size: int | None) -> web.Response:
+        if on_reject is not None:
+            on_reject("too_large", "")
+        told = f"a body of {size} bytes" if size is not None else "the body"
+        return error(
+            413,
+            "request_too_large",
+            f"{told} is over the {max_body_bytes}-byte limit (STOCKSYNC_HTTP_MAX_BODY_BYTES); "
+            f"send less (batches: at most {MAX_BATCH} SKUs)",
+            limit=max_body_bytes,
+        )
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        length = request.content_length
+        if length is not None and length > max_body_bytes:
+            return too_large(length)
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return too_large(None)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = (exc.reason or "error").lower().replace(" ", "_")
+            return error(exc.status, code, exc.text or exc.reason or code)
+
+    return middleware
+
+
+def build_http_app(
+    reader: AtpReader,
+    *,
+    keys: ApiKeys | None = None,
+    metrics: Metrics | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> web.Application:
+    """The ATP API. `keys`: API keys (None: no key needed); `metrics`: serve /metrics and time
+    requests."""
+
     async def get_atp(request: web.Request) -> web.Response:
         sku = request.match_info["sku"]
-        channel = request.query.get("channel")
+        channel = request.query.get("channel") or scope_of(request)
+        if channel is not None and (denied := forbid_channel(request, channel)) is not None:
+            return denied
         topology = reader.topology()
         if (bad := _check_channel(topology, channel)) is not None:
             return bad
@@ -77,6 +123,8 @@ def build_http_app(reader: AtpReader) -> web.Application:
         return json_response(sku_channel_view(row, topology, channel))
 
     async def get_history(request: web.Request) -> web.Response:
+        if (denied := require_admin(request, "the history of a SKU")) is not None:
+            return denied
         sku = request.match_info["sku"]
         entries = reader.history_of(sku)
         if entries is None:
@@ -95,8 +143,11 @@ def build_http_app(reader: AtpReader) -> web.Application:
                 f'{where}: {first["msg"]}; send {{"skus": [..up to {MAX_BATCH}], '
                 f'"channel": optional}}',
             )
+        channel = lookup.channel or scope_of(request)
+        if channel is not None and (denied := forbid_channel(request, channel)) is not None:
+            return denied
         topology = reader.topology()
-        if (bad := _check_channel(topology, lookup.channel)) is not None:
+        if (bad := _check_channel(topology, channel)) is not None:
             return bad
         items: dict[str, Any] = {}
         unknown: list[str] = []
@@ -104,10 +155,10 @@ def build_http_app(reader: AtpReader) -> web.Application:
             row = reader.row(sku)
             if row is None:
                 unknown.append(sku)
-            elif lookup.channel is None:
+            elif channel is None:
                 items[sku] = sku_view(row, topology)
             else:
-                items[sku] = sku_channel_view(row, topology, lookup.channel)
+                items[sku] = sku_channel_view(row, topology, channel)
         return json_response({"items": items, "unknown": unknown})
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -117,7 +168,16 @@ def build_http_app(reader: AtpReader) -> web.Application:
         health = reader.health()
         return json_response(health, 200 if health.get("ready") else 503)
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    on_reject = metrics.count_rejection if metrics is not None else None
+    middlewares: list[Middleware] = []
+    if metrics is not None:
+        middlewares.append(metrics.middleware())
+    middlewares.append(json_errors(max_body_bytes, on_reject))
+    if keys is not None:
+        middlewares.append(auth_middleware(keys, on_reject))
+    app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
+    if metrics is not None:
+        add_metrics_route(app, metrics)
     app.router.add_get("/v1/atp/{sku}", get_atp)
     app.router.add_get("/v1/atp/{sku}/history", get_history)
     app.router.add_post("/v1/atp/batch", batch_atp)

@@ -5,18 +5,23 @@ GET    /v1/reservations/{id}            the hold, or how it ended
 DELETE /v1/reservations/{id}            release it
 POST   /v1/reservations/{id}/confirm    it becomes an order line (units stay reserved)
 POST   /v1/reservations/{id}/extend     {"ttl_seconds": n}
+
+With API keys, a channel key reserves for its own channel only and sees and acts on its own
+channel's reservations only (403 otherwise); an operator key ("*") may do anything.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stocksync.api.http import error, json_response
+from stocksync.api.auth import forbid_channel
+from stocksync.api.responses import error, json_response
 from stocksync.domain.reservations import (
     CommandKind,
     ReplyStatus,
@@ -78,8 +83,29 @@ def _now_ms() -> int:
 
 
 def add_reservation_routes(
-    app: web.Application, service: ReservationService, timeout: float
+    app: web.Application,
+    service: ReservationService,
+    timeout: float,
+    on_outcome: Callable[[str, str], None] | None = None,
 ) -> None:
+    """`on_outcome(action, outcome)` counts what each request ended as (metrics)."""
+
+    def counted(action: str, response: web.Response) -> web.Response:
+        if on_outcome is not None:
+            outcome = {201: "held", 200: "ok", 409: "conflict", 504: "timeout"}.get(
+                response.status, "rejected" if response.status < 500 else "error"
+            )
+            if response.status == 409 and action == "reserve":
+                outcome = "insufficient_stock"
+            elif response.status in (400, 413):
+                outcome = "invalid"
+            elif response.status == 403:
+                outcome = "forbidden"
+            elif response.status == 404:
+                outcome = "not_found"
+            on_outcome(action, outcome)
+        return response
+
     async def send(command: ReservationCommand) -> web.Response | ReservationReply:
         reply = await service.request(command, timeout)
         if reply is None:
@@ -93,12 +119,17 @@ def add_reservation_routes(
         return reply
 
     async def reserve(request: web.Request) -> web.Response:
+        return counted("reserve", await _reserve(request))
+
+    async def _reserve(request: web.Request) -> web.Response:
         try:
             body = ReserveRequest.model_validate_json(await request.read())
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
             return error(400, "invalid_request", f"{where}: {first['msg']}")
+        if (denied := forbid_channel(request, body.channel)) is not None:
+            return denied
         key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
         if len(key) > IDEMPOTENCY_KEY_MAX or ":" in key:
             return error(400, "invalid_request", "Idempotency-Key: at most 200 characters, no ':'")
@@ -127,15 +158,20 @@ def add_reservation_routes(
             )
         return error(400, "invalid_request", outcome.reason, **reply_body(outcome))
 
-    def find(reservation_id: str) -> str | None:
+    def find(reservation_id: str) -> ReservationReply | None:
         reserved = service.reservation_reply(reservation_id)
         if reserved is None or reserved.status is not ReplyStatus.HELD:
             return None
-        return reserved.sku
+        return reserved
 
     async def get_reservation(request: web.Request) -> web.Response:
         reservation_id = request.match_info["id"]
-        sku = find(reservation_id)
+        reserved = find(reservation_id)
+        if reserved is not None:
+            denied = forbid_channel(request, reserved.channel)
+            if denied is not None:
+                return denied
+        sku = reserved.sku if reserved is not None else None
         row = service.row(sku) if sku else None
         if sku is None or row is None:
             return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
@@ -158,10 +194,16 @@ def add_reservation_routes(
         return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
 
     async def act(request: web.Request, kind: CommandKind, ttl_ms: int = 0) -> web.Response:
+        return counted(kind.value.lower(), await _act(request, kind, ttl_ms))
+
+    async def _act(request: web.Request, kind: CommandKind, ttl_ms: int) -> web.Response:
         reservation_id = request.match_info["id"]
-        sku = find(reservation_id)
-        if sku is None:
+        reserved = find(reservation_id)
+        if reserved is None:
             return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
+        if (denied := forbid_channel(request, reserved.channel)) is not None:
+            return denied
+        sku = reserved.sku
         suffix = request.headers.get("Idempotency-Key") or (
             str(uuid.uuid4()) if kind is CommandKind.EXTEND else ""
         )
@@ -196,7 +238,7 @@ def add_reservation_routes(
         try:
             body = ExtendRequest.model_validate_json(await request.read())
         except ValidationError as exc:
-            return error(400, "invalid_request", str(exc.errors()[0]["msg"]))
+            return counted("extend", error(400, "invalid_request", str(exc.errors()[0]["msg"])))
         return await act(request, CommandKind.EXTEND, body.ttl_seconds * 1000)
 
     app.router.add_post("/v1/reservations", reserve)

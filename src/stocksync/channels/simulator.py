@@ -43,7 +43,9 @@ def run_simulation(
     )
     stores = [loc for loc, spec in topology.locations.items() if spec.kind == "store"]
     producers = {
-        name: ChannelProducer(settings.bootstrap_servers, name, topics)
+        name: ChannelProducer(
+            settings.bootstrap_servers, name, topics, settings.librdkafka_config()
+        )
         for name in ("wms", "web", "app", "pos", "marketplace")
     }
     sent = 0

@@ -56,3 +56,11 @@ def decode(payload: bytes | None, reg: SchemaRegistry | None = None) -> tuple[st
     if not isinstance(record, dict):
         raise Undecodable(f"schema id {schema_id} does not describe a record")
     return writer.subject, record
+
+
+def decode_as(payload: bytes, subject: str) -> dict[str, Any]:
+    """The record of a message that must be of `subject` (ValueError naming both otherwise)."""
+    found, record = decode(payload)
+    if found != subject:
+        raise ValueError(f"expected a {subject} message, got {found}")
+    return record

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stocksync.codec.avro import decode, encode_latest
+from stocksync.codec.avro import decode_as, encode_latest
 from stocksync.domain.effects import (
     Alert,
     ChannelQuantityChanged,
@@ -38,10 +38,7 @@ def encode_projection(change: ChannelQuantityChanged) -> bytes:
 
 
 def decode_projection(payload: bytes) -> ChannelQuantityChanged:
-    subject, record = decode(payload)
-    if subject != CHANNEL_ATP_SUBJECT:
-        raise ValueError(f"expected a {CHANNEL_ATP_SUBJECT} message, got {subject}")
-    return ChannelQuantityChanged(**record)
+    return ChannelQuantityChanged(**decode_as(payload, CHANNEL_ATP_SUBJECT))
 
 
 def encode_dead_letter(
@@ -71,10 +68,7 @@ def encode_dead_letter(
 
 
 def decode_dead_letter(payload: bytes) -> dict[str, Any]:
-    subject, record = decode(payload)
-    if subject != DEAD_LETTER_SUBJECT:
-        raise ValueError(f"expected a {DEAD_LETTER_SUBJECT} message, got {subject}")
-    return record
+    return decode_as(payload, DEAD_LETTER_SUBJECT)
 
 
 def alert_record(alert: Alert, revision: int) -> dict[str, Any]:
@@ -90,6 +84,7 @@ def alert_record(alert: Alert, revision: int) -> dict[str, Any]:
         "policy_version": None,
         "revision": revision,
         "as_of": alert.as_of,
+        "displayed": None,  # alert v2: DRIFT alerts only (written by connectors)
     }
     if isinstance(alert, StockLevelCrossed):
         kind, where = alert.level.value, alert.channel
@@ -133,7 +128,4 @@ def encode_alert(alert: Alert, revision: int) -> bytes:
 
 
 def decode_alert(payload: bytes) -> dict[str, Any]:
-    subject, record = decode(payload)
-    if subject != ALERT_SUBJECT:
-        raise ValueError(f"expected an {ALERT_SUBJECT} message, got {subject}")
-    return record
+    return decode_as(payload, ALERT_SUBJECT)
