@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -139,9 +139,12 @@ class Worker:
         topics = settings.topics
         self.topics = topics
         self.outputs = Outputs(settings)
+        # (events, seconds folding, age in seconds of the newest event) after each batch
+        self.batch_observers: list[Callable[[int, float, float | None], None]] = []
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap_servers}",
+            broker_credentials=settings.faust_broker_credentials(),
             store="rocksdb://",  # driver chosen per table below: rocksdict
             datadir=str(settings.data_dir),
             # faust's own web server (and its /table endpoints that expose data) stays off;
@@ -215,10 +218,17 @@ class Worker:
             self.settings.batch_max, within=self.settings.batch_within_s
         )
         async for batch in batches:
+            started = time.perf_counter()
             try:
                 self.fold_batch(stream, batch)
             finally:
                 stream._set_current_event(None)  # type: ignore[attr-defined]
+            if self.batch_observers:
+                elapsed = time.perf_counter() - started
+                newest = max((e.message.timestamp or 0.0 for e in batch), default=0.0)
+                age = time.time() - newest if newest else None
+                for observe in self.batch_observers:
+                    observe(len(batch), elapsed, age)
             # Before faust may ack this batch (when the next one is asked for): every
             # projection, alert, reply and dead letter it caused is on the broker.
             await self.outputs.delivered()

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 from aiohttp import web
 from confluent_kafka import Consumer, TopicPartition
-from faust.types import EventT, StreamT
 from mode import Service
 
 from stocksync.api.auth import ApiKeys, load_keys
 from stocksync.api.dashboard import LiveView, RecentAlerts, add_dashboard_routes
 from stocksync.api.http import build_http_app
-from stocksync.api.metrics import FoldTimer, Metrics, PartitionLag
+from stocksync.api.metrics import Metrics, PartitionLag
 from stocksync.api.reservations import add_reservation_routes
 from stocksync.codec.outputs import decode_alert
 from stocksync.config import Settings
@@ -86,26 +84,6 @@ class FaustWorkerStats:
                 position = last_read + 1  # folded, not yet committed
             out.append(PartitionLag(tp.topic, tp.partition, highwater, position))
         return out
-
-
-def time_fold_batches(worker: Worker, timer: FoldTimer) -> None:
-    """Observe every batch the fold agent folds: duration, size and the age of its newest event.
-
-    Wraps Worker.fold_batch on this instance (called once per batch by fold_events); a proper
-    hook in streams/app.py would replace this."""
-    fold_batch = worker.fold_batch
-
-    def timed(stream: StreamT[bytes], batch: Sequence[EventT[bytes]]) -> None:
-        started = time.perf_counter()
-        try:
-            fold_batch(stream, batch)
-        finally:
-            elapsed = time.perf_counter() - started
-            newest = max((e.message.timestamp or 0.0 for e in batch), default=0.0)
-            age = time.time() - newest if newest else None
-            timer.observe(len(batch), elapsed, age)
-
-    setattr(worker, "fold_batch", timed)  # noqa: B010 (mypy: assigning to a method)
 
 
 class AlertFeed:
@@ -193,7 +171,7 @@ class HttpService(Service):
         self.metrics = Metrics()
         self.stats = FaustWorkerStats(worker)
         self.metrics.attach_worker(self.stats)
-        time_fold_batches(worker, self.metrics.fold)
+        worker.batch_observers.append(self.metrics.fold.observe)
         self.alerts = RecentAlerts()
         self.alert_feed = AlertFeed(settings, self.on_alert)
         self._runner: web.AppRunner | None = None

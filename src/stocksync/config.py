@@ -223,7 +223,7 @@ class Settings(BaseSettings):
     def uses_tls(self) -> bool:
         return self.security_protocol in ("SSL", "SASL_SSL")
 
-    def librdkafka_config(self) -> dict[str, str]:
+    def librdkafka_config(self) -> dict[str, Any]:
         """`bootstrap.servers` and the security properties of a confluent-kafka client; merge
         it into every Producer, Consumer and AdminClient config."""
         config = {

@@ -55,7 +55,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    return AdminClient(settings.librdkafka_config())
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:

@@ -138,7 +138,7 @@ class Connector:
         self._wake = asyncio.Event()
         self._producer = Producer(
             {
-                "bootstrap.servers": self.settings.bootstrap_servers,
+                **self.settings.librdkafka_config(),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
@@ -151,7 +151,7 @@ class Connector:
         self.counters["restored"] = restored
         self._consumer = Consumer(
             {
-                "bootstrap.servers": self.settings.bootstrap_servers,
+                **self.settings.librdkafka_config(),
                 "group.id": config.consumer_group(self.settings.app_id),
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -219,7 +219,7 @@ class Connector:
         topic = self.topics.published_quantities
         reader = Consumer(
             {
-                "bootstrap.servers": self.settings.bootstrap_servers,
+                **self.settings.librdkafka_config(),
                 "group.id": f"{self.config.consumer_group(self.settings.app_id)}-ledger",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
