@@ -27,11 +27,15 @@ log=$STOCKSYNC_DATA_DIR/worker.log
 .venv/bin/stocksync worker >"$log" 2>&1 &
 worker=$!
 sim=""
+channels=()
 cleanup() {
   [[ -n $sim ]] && kill "$sim" 2>/dev/null || true
+  for pid in "${channels[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   kill -TERM "$worker" 2>/dev/null || true
-  for _ in $(seq 1 30); do kill -0 "$worker" 2>/dev/null || break; sleep 0.5; done
-  kill -KILL "$worker" 2>/dev/null || true
+  for pid in "${channels[@]}" "$worker"; do
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
   echo "demo: worker and channels stopped; the broker keeps running (bash deploy/demo.sh stop)"
 }
 trap cleanup EXIT INT TERM
@@ -43,6 +47,20 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 curl -sf "$api/readyz" >/dev/null || { echo "demo: worker not ready after 120s, see $log"; exit 1; }
+
+# Simulated channel APIs (web shop :8181, marketplace :8182 that answers 429 above 5 req/s,
+# POS :8183) and one connector per channel pushing the projections to them.
+.venv/bin/stocksync endpoints run >"$STOCKSYNC_DATA_DIR/endpoints.log" 2>&1 &
+channels+=($!)
+connect() {  # channel endpoint-port status-port rate burst
+  .venv/bin/stocksync connector run --channel "$1" --endpoint "http://127.0.0.1:$2" \
+    --http-port "$3" --rate "$4" --burst "$5" --resync-interval 600 \
+    >"$STOCKSYNC_DATA_DIR/connector-$1.log" 2>&1 &
+  channels+=($!)
+}
+connect web 8181 8191 50 20
+connect amazon 8182 8192 4 4
+connect pos-store-1 8183 8193 20 10
 
 .venv/bin/stocksync simulate --rate "$rate" &
 sim=$!
@@ -58,6 +76,10 @@ simulated channels: wms (receipts), web + app (orders), pos (store sales), marke
   curl -s $api/readyz                                           # readiness and counters
   .venv/bin/stocksync projections tail                          # what each channel is told
   .venv/bin/stocksync dead-letter inspect                       # rejected input, with reasons
+  open $api/dashboard                                           # live dashboard
+  curl -s $api/metrics | grep stocksync_                        # Prometheus metrics
+  curl -s localhost:8182/v1/inventory/SKU-0001                  # what the marketplace displays
+  curl -s localhost:8192/v1/status | python3 -m json.tool       # its connector: budget, backlog, exposure
 worker log: $log        Ctrl-C to stop
 
 INFO

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,9 @@ from stocksync.connectors.plan import (
     Version,
 )
 from stocksync.connectors.settings import ConnectorSettings
+
+# How long a stopping connector waits for Kafka (final commit, consumer close)
+SHUTDOWN_KAFKA_TIMEOUT_S = 15.0
 
 log = structlog.get_logger("stocksync.connector")
 
@@ -200,17 +204,29 @@ class Connector:
         await asyncio.gather(*loops, return_exceptions=True)
         if self._pushes:  # let requests on the wire finish: their answers go to the ledger
             await asyncio.wait(list(self._pushes), timeout=self.config.request_timeout_s + 1)
-        with contextlib.suppress(Exception):
-            await self._commit()
-        if self._consumer is not None:
-            await loop.run_in_executor(self._consumer_thread, self._consumer.close)
+        clean = True
+        try:
+            await asyncio.wait_for(self._commit(), SHUTDOWN_KAFKA_TIMEOUT_S)
+            if self._consumer is not None:
+                closing = loop.run_in_executor(self._consumer_thread, self._consumer.close)
+                await asyncio.wait_for(closing, SHUTDOWN_KAFKA_TIMEOUT_S)
+        except TimeoutError:
+            clean = False
+        except Exception as exc:
+            log.warning("shutdown_commit_failed", error=str(exc))
         if self._session is not None:
             await self._session.close()
         if runner is not None:
             await runner.cleanup()
         self._consumer_thread.shutdown(wait=False)
         self._producer_thread.shutdown(wait=False)
-        log.info("connector_stopped", channel=self.config.channel, **self.counters)
+        log.info("connector_stopped", channel=self.config.channel, clean=clean, **self.counters)
+        if not clean:
+            # Kafka did not answer: a librdkafka call still blocks a worker thread, and Python
+            # would wait for it at exit forever. Nothing is lost by leaving now: offsets not
+            # committed are read again on restart and the ledger skips what was acknowledged.
+            log.error("connector_exit_forced", waited_s=SHUTDOWN_KAFKA_TIMEOUT_S)
+            os._exit(1)
 
     # -- recovery ---------------------------------------------------------------------------
 
