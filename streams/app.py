@@ -138,6 +138,7 @@ class Worker:
         }
         topics = settings.topics
         self.topics = topics
+        self.source_of_topic = topics.source_topics()
         self.outputs = Outputs(settings)
         # (events, seconds folding, age in seconds of the newest event) after each batch
         self.batch_observers: list[Callable[[int, float, float | None], None]] = []
@@ -371,6 +372,8 @@ class Worker:
             raise Rejected("unknown_schema", str(exc)) from None
         except (InvalidEvent, ValueError, KeyError) as exc:
             raise Rejected("invalid", str(exc)) from None
+        if isinstance(decoded, InventoryEvent):
+            self._check_source(message.topic, decoded.source)
         if key != decoded.sku.encode():
             raise Rejected(
                 "key_mismatch",
@@ -386,6 +389,22 @@ class Worker:
                 f"producer",
             )
         return decoded
+
+    def _check_source(self, topic: str, source: str) -> None:
+        """With source-owned topics, an event's source must be its topic's: Kafka ACLs decide
+        who may write a topic, this decides that a topic speaks only for its source."""
+        owner = self.source_of_topic.get(topic)
+        if owner is not None and source != owner:
+            raise Rejected(
+                "source_mismatch",
+                f"event of source {source!r} on {topic}, which only source {owner!r} may use",
+            )
+        if owner is None and source in self.topics.own_topic_sources:
+            raise Rejected(
+                "source_mismatch",
+                f"source {source!r} has topics of its own ({self.topics.stock_events_of(source)}, "
+                f"{self.topics.sale_events_of(source)}) and may not write to {topic}",
+            )
 
     def _append_history(self, key: bytes, entries: list[dict[str, Any]]) -> None:
         stored = self.history.get(key)

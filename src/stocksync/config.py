@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(
         256 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest HTTP request body (413)"
     )
+    source_topics: str = Field(
+        "",
+        description="Comma-separated sources that write to event topics of their own "
+        "(<prefix>src.<source>.stock-events/.sale-events), for per-channel ACLs",
+    )
     rocksdb_cache_mb: int = Field(64, ge=8, description="RocksDB block cache per partition")
     batch_max: int = Field(1000, ge=1, le=100_000, description="Most events folded per batch")
     batch_within_s: float = Field(
@@ -174,6 +179,17 @@ class Settings(BaseSettings):
             raise ValueError("topic names cannot contain spaces")
         return value
 
+    @field_validator("source_topics")
+    @classmethod
+    def _source_topics(cls, value: str) -> str:
+        for source in (s.strip() for s in value.split(",")):
+            if source and not all(c.isalnum() or c in "-_." for c in source):
+                raise ValueError(
+                    f"source {source!r} cannot be part of a topic name: use letters, digits, "
+                    "'-', '_' and '.', separated by commas"
+                )
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -208,7 +224,8 @@ class Settings(BaseSettings):
 
     @cached_property
     def topics(self) -> TopicNames:
-        return TopicNames(self.topic_prefix, self.app_id)
+        sources = tuple(s.strip() for s in self.source_topics.split(",") if s.strip())
+        return TopicNames(self.topic_prefix, self.app_id, sources)
 
     def load_topology(self) -> Topology:
         return load_topology(self.topology_file)

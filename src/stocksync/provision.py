@@ -39,6 +39,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # The event log is the source of truth: kept forever so the table can be rebuilt.
         TopicSpec(t.stock_events, n, dict(log_config)),
         TopicSpec(t.sale_events, n, dict(log_config)),
+        *(TopicSpec(topic, n, dict(log_config)) for topic in t.source_topics()),
         TopicSpec(t.reservation_commands, n, dict(log_config)),
         TopicSpec(t.reservation_replies, n, {"cleanup.policy": "delete", "retention.ms": DAY_MS}),
         TopicSpec(t.atp_changelog, n, dict(compacted)),

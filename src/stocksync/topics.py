@@ -14,6 +14,10 @@ RESERVATION_INDEX_TABLE = "reservation-index"
 class TopicNames:
     prefix: str = "stocksync."
     app_id: str = "stocksync"
+    # Sources with event topics of their own (`<prefix>src.<source>.stock-events` and
+    # `.sale-events`), so Kafka ACLs can let a channel's principal write only its own events;
+    # the worker refuses events whose `source` is not the topic's.
+    own_topic_sources: tuple[str, ...] = ()
 
     @property
     def stock_events(self) -> str:
@@ -71,7 +75,31 @@ class TopicNames:
         # faust elects its partition-assignment leader through this one-partition topic.
         return f"{self.app_id}-__assignor-__leader"
 
+    def stock_events_of(self, source: str) -> str:
+        """Where `source` writes stock events: its own topic if it has one, else the shared."""
+        if source in self.own_topic_sources:
+            return f"{self.prefix}src.{source}.stock-events"
+        return self.stock_events
+
+    def sale_events_of(self, source: str) -> str:
+        if source in self.own_topic_sources:
+            return f"{self.prefix}src.{source}.sale-events"
+        return self.sale_events
+
+    def source_topics(self) -> dict[str, str]:
+        """Each source-owned event topic -> its source."""
+        topics: dict[str, str] = {}
+        for source in self.own_topic_sources:
+            topics[self.stock_events_of(source)] = source
+            topics[self.sale_events_of(source)] = source
+        return topics
+
     @property
-    def input_topics(self) -> tuple[str, str, str]:
+    def input_topics(self) -> tuple[str, ...]:
         """What the fold agent consumes, co-partitioned by SKU."""
-        return (self.stock_events, self.sale_events, self.reservation_commands)
+        return (
+            self.stock_events,
+            self.sale_events,
+            *self.source_topics(),
+            self.reservation_commands,
+        )

@@ -34,7 +34,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def unique_settings(bootstrap: str, data_dir: Path, partitions: int = 4) -> Settings:
+def unique_settings(
+    bootstrap: str, data_dir: Path, partitions: int = 4, **overrides: Any
+) -> Settings:
     """Settings for an isolated deployment: own topics, consumer group and state folder."""
     tag = uuid.uuid4().hex[:8]
     return load_settings(
@@ -45,6 +47,7 @@ def unique_settings(bootstrap: str, data_dir: Path, partitions: int = 4) -> Sett
         topology_file=TOPOLOGY,
         data_dir=data_dir,
         http_port=free_port(),
+        **overrides,
     )
 
 
@@ -57,6 +60,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "STOCKSYNC_PARTITIONS": str(settings.partitions),
         "STOCKSYNC_TOPOLOGY_FILE": str(settings.topology_file),
         "STOCKSYNC_DATA_DIR": str(settings.data_dir),
+        "STOCKSYNC_SOURCE_TOPICS": settings.source_topics,
         "STOCKSYNC_HTTP_PORT": str(settings.http_port),
         "STOCKSYNC_LOG_LEVEL": "info",
         "PYTHONUNBUFFERED": "1",

@@ -113,7 +113,13 @@ class ChannelProducer:
     def send(self, event: InventoryEvent) -> None:
         """Queue an already-built event (re-sending one is safe: the fold ignores duplicates)."""
         validate_event(event)
-        topic = self.topics.stock_events if event.kind in STOCK_KINDS else self.topics.sale_events
+        topics = self.topics
+        source = event.source
+        topic = (
+            topics.stock_events_of(source)
+            if event.kind in STOCK_KINDS
+            else topics.sale_events_of(source)
+        )
         payload = encode_event(event)
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
