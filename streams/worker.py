@@ -11,6 +11,7 @@ from stocksync.config import Settings
 from stocksync.domain.topology import Topology
 from stocksync.topology_log import TopologyFollower, read_latest_topology
 from streams.app import Worker
+from streams.bulk_restore import restore_missing_partitions
 from streams.http_service import HttpService
 
 log = structlog.get_logger("stocksync.worker")
@@ -48,6 +49,16 @@ def run_worker(settings: Settings) -> None:
     # faust creates only the last folder of datadir.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = build_worker(settings)
+    if settings.bulk_restore:
+        topics = settings.topics
+        restore_missing_partitions(
+            settings,
+            [
+                (worker.table, topics.atp_changelog),
+                (worker.history, topics.history_changelog),
+                (worker.reservation_index, topics.reservation_index_changelog),
+            ],
+        )
     log.info(
         "worker_starting",
         app_id=settings.app_id,

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         description="Comma-separated sources that write to event topics of their own "
         "(<prefix>src.<source>.stock-events/.sale-events), for per-channel ACLs",
     )
+    bulk_restore: bool = Field(
+        True,
+        description="Rebuild missing RocksDB partitions from their changelogs with librdkafka "
+        "before joining the group (faster cold starts; every partition, not only the owned)",
+    )
     rocksdb_cache_mb: int = Field(64, ge=8, description="RocksDB block cache per partition")
     batch_max: int = Field(1000, ge=1, le=100_000, description="Most events folded per batch")
     batch_within_s: float = Field(

@@ -1,17 +1,90 @@
 """Rebuild ATP rows by folding the log from offset 0, outside the worker: the check that the
-live table is what the log says."""
+live table is what the log says.
+
+`replay` folds (offset, payload) pairs in the order given (tests, one topic). `replay_log`
+reads the stock, sale and reservation-command topics of a deployment from their first offset,
+interleaves each partition's three streams by record timestamp (Kafka keeps each partition's
+order; the order in which the worker interleaved the three topics is not recorded, and the
+timestamp order is the one it most likely saw) and folds them as the worker does, skipping what
+the worker dead-letters. `read_table` reads the live table from its compacted changelog.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from aiokafka.partitioner import murmur2
 
 from stocksync.codec.avro import decode
 from stocksync.codec.events import EVENT_SUBJECTS, record_to_event
 from stocksync.codec.reservations import COMMAND_SUBJECT, command_from_record
+from stocksync.domain.events import InventoryEvent
 from stocksync.domain.fold import apply_event
-from stocksync.domain.reservations import apply_command
+from stocksync.domain.reservations import ReservationCommand, apply_command
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer
+
+    from stocksync.config import Settings
+
+# Keys faust keeps in a table for itself (never a SKU).
+FAUST_INTERNAL_KEY_PREFIX = b"__faust"
+POLL_S = 0.5
+# A partition that delivers nothing for this long although its high watermark says more is
+# there (e.g. offsets taken by transaction markers) is treated as read.
+IDLE_LIMIT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int  # epoch ms, the record's timestamp in Kafka
+    key: bytes | None
+    value: bytes | None
+
+
+@lru_cache(maxsize=200_000)
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """The partition the worker expects a SKU on (the Java client's default partitioner)."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+def _decoded(payload: bytes | None) -> InventoryEvent | ReservationCommand | None:
+    """The event or command a payload holds, or None where the worker dead-letters it."""
+    try:
+        subject, record = decode(payload)
+        if subject in EVENT_SUBJECTS:
+            return record_to_event(subject, record)
+        if subject == COMMAND_SUBJECT:
+            return command_from_record(record)
+    except (ValueError, LookupError):
+        # undecodable, unknown schema, invalid event (InvalidEvent is a ValueError)
+        return None
+    return None
+
+
+def _fold(
+    rows: dict[str, SkuRow],
+    decoded: InventoryEvent | ReservationCommand,
+    offset: int,
+    topology: Topology,
+) -> None:
+    sku = decoded.sku
+    try:
+        if isinstance(decoded, ReservationCommand):
+            rows[sku] = apply_command(rows.get(sku), decoded, topology, offset).row
+        else:
+            rows[sku] = apply_event(rows.get(sku), decoded, topology).row
+    except Exception:  # the worker dead-letters it as "internal"
+        return
 
 
 def replay(messages: Iterable[tuple[int, bytes]], topology: Topology) -> dict[str, SkuRow]:
@@ -20,14 +93,207 @@ def replay(messages: Iterable[tuple[int, bytes]], topology: Topology) -> dict[st
     log offset. Offsets matter only for reservation commands."""
     rows: dict[str, SkuRow] = {}
     for offset, payload in messages:
-        try:
-            subject, record = decode(payload)
-        except ValueError:
-            continue  # the worker dead-letters it
-        if subject in EVENT_SUBJECTS:
-            event = record_to_event(subject, record)
-            rows[event.sku] = apply_event(rows.get(event.sku), event, topology).row
-        elif subject == COMMAND_SUBJECT:
-            command = command_from_record(record)
-            rows[command.sku] = apply_command(rows.get(command.sku), command, topology, offset).row
+        decoded = _decoded(payload)
+        if decoded is not None:
+            _fold(rows, decoded, offset, topology)
     return rows
+
+
+def replay_records(
+    records: Iterable[LogRecord],
+    topology: Topology,
+    partitions: int,
+    skus: Collection[str] | None = None,
+    rows: dict[str, SkuRow] | None = None,
+) -> dict[str, SkuRow]:
+    """Fold records as the worker does, skipping what it dead-letters (undecodable, unknown
+    schema, invalid, key not the SKU, SKU on the wrong partition, a fold error). `skus` limits
+    the replay to those SKUs; `rows` is folded into (and returned)."""
+    rows = {} if rows is None else rows
+    wanted = None if skus is None else {s.encode() for s in skus}
+    for record in records:
+        key = record.key
+        if wanted is not None and key not in wanted:
+            continue
+        decoded = _decoded(record.value)
+        if decoded is None or key is None:
+            continue
+        if key != decoded.sku.encode():
+            continue
+        if record.partition != murmur2_partition(key, partitions):
+            continue
+        _fold(rows, decoded, record.offset, topology)
+    return rows
+
+
+def interleave(streams: Iterable[Iterable[LogRecord]]) -> Iterator[LogRecord]:
+    """One order for several partitions' records: by timestamp, each partition's own order
+    kept (a merge only ever takes the head of each stream), ties to the earlier stream."""
+    return heapq.merge(*streams, key=lambda r: r.timestamp)
+
+
+# -- reading a deployment's log --------------------------------------------------------------
+
+
+def replay_consumer(settings: Settings) -> Consumer:
+    import uuid
+
+    from confluent_kafka import Consumer
+
+    return Consumer(
+        {
+            **settings.librdkafka_config(),
+            "group.id": f"stocksync-replay-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+
+
+def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    """partition -> (low, high) of a topic now."""
+    from confluent_kafka import TopicPartition
+
+    metadata = consumer.list_topics(topic, timeout=10)
+    if topic not in metadata.topics or metadata.topics[topic].error is not None:
+        raise RuntimeError(f"topic {topic} does not exist; run `stocksync topics create`")
+    out = {}
+    for p in sorted(metadata.topics[topic].partitions):
+        out[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+    return out
+
+
+def read_until(
+    consumer: Consumer,
+    bounds: dict[tuple[str, int], tuple[int, int]],
+    on_read: Callable[[int], None] = lambda n: None,
+) -> dict[tuple[str, int], list[LogRecord]]:
+    """Every record of the given (topic, partition)s from `low` up to (excluding) `high`."""
+    import time
+
+    from confluent_kafka import KafkaError, TopicPartition
+
+    out: dict[tuple[str, int], list[LogRecord]] = {tp: [] for tp in bounds}
+    pending = {tp for tp, (low, high) in bounds.items() if high > low}
+    if not pending:
+        return out
+    consumer.assign([TopicPartition(t, p, bounds[(t, p)][0]) for t, p in pending])
+    last_progress = time.monotonic()
+    try:
+        while pending:
+            messages = consumer.consume(1000, POLL_S)
+            if not messages and time.monotonic() - last_progress > IDLE_LIMIT_S:
+                break
+            read = 0
+            for msg in messages:
+                tp = (msg.topic() or "", msg.partition() or 0)
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(tp)
+                        continue
+                    raise RuntimeError(f"reading {tp[0]}[{tp[1]}]: {err.str()}")
+                high = bounds[tp][1]
+                offset = msg.offset() or 0
+                if tp not in pending or offset >= high:
+                    pending.discard(tp)
+                    continue
+                ts = msg.timestamp()[1]
+                out[tp].append(LogRecord(tp[0], tp[1], offset, ts, msg.key(), msg.value()))
+                read += 1
+                if offset >= high - 1:
+                    pending.discard(tp)
+            if read:
+                last_progress = time.monotonic()
+                on_read(read)
+    finally:
+        consumer.unassign()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPlan:
+    """What a replay reads: the input topics' and the changelog's offsets at its start."""
+
+    inputs: dict[tuple[str, int], tuple[int, int]]
+    changelog: dict[tuple[str, int], tuple[int, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(h - lo for lo, h in (*self.inputs.values(), *self.changelog.values()))
+
+
+def plan_replay(settings: Settings, consumer: Consumer) -> ReplayPlan:
+    topics = settings.topics
+    inputs = {
+        (topic, p): marks
+        for topic in topics.input_topics
+        for p, marks in watermarks(consumer, topic).items()
+    }
+    changelog = {
+        (topics.atp_changelog, p): marks
+        for p, marks in watermarks(consumer, topics.atp_changelog).items()
+    }
+    return ReplayPlan(inputs, changelog)
+
+
+def replay_log(
+    settings: Settings,
+    topology: Topology,
+    consumer: Consumer,
+    plan: ReplayPlan,
+    skus: Collection[str] | None = None,
+    on_read: Callable[[int], None] = lambda n: None,
+) -> dict[str, SkuRow]:
+    """Fold the input topics up to the plan's offsets, one partition number at a time (a
+    SKU's stock, sale and command records share a partition number), so memory holds one
+    partition's records and the rows."""
+    rows: dict[str, SkuRow] = {}
+    for p in sorted({p for _, p in plan.inputs}):
+        bounds = {tp: marks for tp, marks in plan.inputs.items() if tp[1] == p}
+        streams = read_until(consumer, bounds, on_read)
+        ordered = interleave(streams[(t, p)] for t in settings.topics.input_topics)
+        replay_records(ordered, topology, settings.partitions, skus, rows)
+    return rows
+
+
+def read_table(
+    consumer: Consumer,
+    plan: ReplayPlan,
+    on_read: Callable[[int], None] = lambda n: None,
+) -> dict[str, bytes]:
+    """The live table from its compacted changelog: the last value per key (a tombstone
+    deletes it), faust's own keys left out."""
+    table: dict[str, bytes] = {}
+    for records in read_until(consumer, plan.changelog, on_read).values():
+        for record in records:
+            key = record.key
+            if key is None or key.startswith(FAUST_INTERNAL_KEY_PREFIX):
+                continue
+            sku = key.decode(errors="replace")
+            if record.value is None:
+                table.pop(sku, None)
+            else:
+                table[sku] = record.value
+    return table
+
+
+def worker_lag(settings: Settings, plan: ReplayPlan) -> int:
+    """Input records the worker's consumer group has not committed yet (of the plan's)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    # Reads the group's committed offsets without joining it.
+    consumer = Consumer(
+        {**settings.librdkafka_config(), "group.id": settings.app_id, "enable.auto.commit": False}
+    )
+    try:
+        committed = consumer.committed([TopicPartition(t, p) for t, p in plan.inputs], timeout=10)
+    finally:
+        consumer.close()
+    lag = 0
+    for tp in committed:
+        low, high = plan.inputs[(tp.topic, tp.partition)]
+        at = tp.offset if tp.offset >= 0 else low
+        lag += max(0, high - at)
+    return lag

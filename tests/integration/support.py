@@ -61,6 +61,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "STOCKSYNC_TOPOLOGY_FILE": str(settings.topology_file),
         "STOCKSYNC_DATA_DIR": str(settings.data_dir),
         "STOCKSYNC_SOURCE_TOPICS": settings.source_topics,
+        "STOCKSYNC_BULK_RESTORE": str(settings.bulk_restore).lower(),
         "STOCKSYNC_HTTP_PORT": str(settings.http_port),
         "STOCKSYNC_LOG_LEVEL": "info",
         "PYTHONUNBUFFERED": "1",
