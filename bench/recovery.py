@@ -10,7 +10,8 @@ a sale, a count window journal) straight into the ATP table's changelog topic, t
 Recovery is cold minus warm (the same process start; the difference is rebuilding the
 table), scaled to 1M SKU-locations. --faust-restore turns the worker's librdkafka bulk
 restore off (STOCKSYNC_BULK_RESTORE=false) to measure faust's own restore. Memory: the
-worker's RSS after the cold recovery minus the empty worker's RSS, and the RocksDB folder on disk, per SKU-location.
+worker's RSS after the cold recovery minus the empty worker's RSS, and the RocksDB folder
+on disk, per SKU-location.
 
     .venv/bin/python -m bench.recovery [--skus 250000 --locations 4]
 """

@@ -77,7 +77,10 @@ def budget_rows() -> list[tuple[str, str, str, str, str]]:
         at_5k = steps.get(5000.0)
         ok = bool(at_5k and at_5k["held"] and at_5k["p99_ms"] <= 5)
         measured = (
-            f"at 5k req/s: p50 {at_5k['p50_ms']} ms, p99 {at_5k['p99_ms']} ms; " if at_5k else ""
+            f"at 5k req/s: p50 {at_5k['p50_ms']} ms, p99 {at_5k['p99_ms']} ms "
+            f"(handler p99 <= {at_5k.get('handler_p99_ms_at_most', '?')} ms); "
+            if at_5k
+            else ""
         ) + f"highest rate held {single['highest_rate_held']:,.0f} req/s"
         rows.append(
             (
@@ -89,27 +92,40 @@ def budget_rows() -> list[tuple[str, str, str, str, str]]:
             )
         )
         batch = http["batch100"]
-        lowest = min(batch["steps"], key=lambda s: s["target_rate"])
+        within = [s for s in batch["steps"] if s["p99_ms"] <= 10]
+        top = max(batch["steps"], key=lambda s: s["target_rate"])
+        measured = (
+            f"p99 <= 10 ms up to {max(s['target_rate'] for s in within):,.0f} req/s; "
+            if within
+            else ""
+        ) + (
+            f"at {top['target_rate']:,.0f} req/s p99 {top['p99_ms']} ms as the client sees it, "
+            f"handler p99 <= {top.get('handler_p99_ms_at_most', '?')} ms"
+        )
         rows.append(
             (
                 "HTTP ATP lookup, batch of 100 SKUs",
                 "p99 <= 10 ms",
-                f"at {lowest['target_rate']:,.0f} req/s: p50 {lowest['p50_ms']} ms, "
-                f"p99 {lowest['p99_ms']} ms; highest rate held "
-                f"{batch['highest_rate_held']:,.0f} req/s",
-                yes(lowest["p99_ms"] <= 10),
+                measured,
+                "**met at low rates only**" if within else yes(False),
                 "`python -m bench.http_lookup`",
             )
         )
     recovery = load("recovery")
     if recovery:
         per_1m = recovery["recovery_seconds_per_1m_sku_locations"]
+        faust = load("recovery.faust")
+        was = (
+            f"; faust's own restore: {faust['recovery_seconds_per_1m_sku_locations']} s"
+            if faust
+            else ""
+        )
         rows.append(
             (
                 "Recovery from the changelog",
                 "<= 10 s per 1M SKU-locations",
                 f"{per_1m} s per 1M ({recovery['sku_locations']:,} SKU-locations, "
-                f"{recovery['rows']:,} rows)",
+                f"{recovery['rows']:,} rows, librdkafka bulk restore{was})",
                 yes(per_1m <= 10),
                 "`python -m bench.recovery`",
             )
@@ -164,7 +180,8 @@ def other_rows() -> list[str]:
         for name, label in (("single", "one SKU"), ("batch100", "batch of 100")):
             steps = ", ".join(
                 f"{s['target_rate']:,.0f}/s p99 {s['p99_ms']} ms"
-                f" ({'held' if s['held'] else 'not held'})"
+                f" (handler <= {s.get('handler_p99_ms_at_most', '?')} ms,"
+                f" {'held' if s['held'] else 'not held'})"
                 for s in http[name]["steps"]
             )
             lines.append(f"- HTTP lookup, {label}: {steps}.")
