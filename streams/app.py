@@ -153,7 +153,7 @@ class Worker:
             web_enabled=False,
             # Advertised to the other workers through the assignor: where this worker's
             # HTTP API answers for the keys it owns.
-            canonical_url=f"http://{settings.http_host}:{settings.http_port}",
+            canonical_url=settings.http_url,
             topic_allow_declare=False,  # topics are provisioned by `stocksync topics create`
             topic_partitions=settings.partitions,
             consumer_auto_offset_reset="earliest",
@@ -534,6 +534,22 @@ class Worker:
 
     def topology(self) -> Topology:
         return self.current_topology
+
+    def other_workers(self) -> list[str]:
+        own = self.settings.http_url
+        urls = {str(url).rstrip("/") for url in self.app.router.tables_metadata()}
+        return sorted(url for url in urls if url != own)
+
+    def owner_of(self, sku: str) -> str | None:
+        """The HTTP URL of the worker that owns the SKU's partition, or None when it is this
+        worker (or the assignment is not known yet: then this worker answers)."""
+        partition = murmur2_partition(sku.encode(), self.settings.partitions)
+        changelog = self.settings.topics.atp_changelog
+        own = self.settings.http_url
+        for url, topics in self.app.router.table_metadata(ATP_TABLE).items():
+            if partition in topics.get(changelog, ()):
+                return None if str(url).rstrip("/") == own else str(url).rstrip("/")
+        return None
 
     def reservation_reply(self, request_id: str) -> ReservationReply | None:
         """The recorded answer to a request (a RESERVE's request id is its reservation id)."""

@@ -197,6 +197,7 @@ class HttpService(Service):
             keys=self.keys,
             metrics=self.metrics,
             max_body_bytes=settings.http_max_body_bytes,
+            owners=self.worker,
         )
         add_reservation_routes(
             app,

@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".state"), description="RocksDB table files of this worker")
     http_host: str = Field("127.0.0.1", description="Interface the HTTP API listens on")
     http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP API")
+    advertised_url: str | None = Field(
+        None,
+        description="URL other workers use to reach this one's HTTP API (requests for SKUs "
+        "it owns are forwarded there); default http://<host or hostname>:<port>",
+    )
     http_max_body_bytes: int = Field(
         256 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest HTTP request body (413)"
     )
@@ -226,6 +231,18 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    @property
+    def http_url(self) -> str:
+        """Where other workers reach this worker's HTTP API."""
+        if self.advertised_url:
+            return self.advertised_url.rstrip("/")
+        host = self.http_host
+        if host in ("0.0.0.0", "::", ""):
+            import socket
+
+            host = socket.gethostname()
+        return f"http://{host}:{self.http_port}"
 
     @cached_property
     def topics(self) -> TopicNames:

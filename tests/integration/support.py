@@ -63,6 +63,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "STOCKSYNC_SOURCE_TOPICS": settings.source_topics,
         "STOCKSYNC_BULK_RESTORE": str(settings.bulk_restore).lower(),
         "STOCKSYNC_HTTP_PORT": str(settings.http_port),
+        **(
+            {"STOCKSYNC_ADVERTISED_URL": settings.advertised_url} if settings.advertised_url else {}
+        ),
         "STOCKSYNC_LOG_LEVEL": "info",
         "PYTHONUNBUFFERED": "1",
     }

@@ -13,9 +13,11 @@ every channel, so it needs an operator key. Every error, 404 and 413 included, i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stocksync.api.auth import ApiKeys, auth_middleware, forbid_channel, require_admin, scope_of
 from stocksync.api.metrics import Metrics, add_metrics_route
 from stocksync.api.responses import error, json_response
+from stocksync.api.routing import KeyOwners, Router
 from stocksync.api.views import sku_channel_view, sku_view
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
@@ -103,9 +106,11 @@ def build_http_app(
     keys: ApiKeys | None = None,
     metrics: Metrics | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    owners: KeyOwners | None = None,
 ) -> web.Application:
     """The ATP API. `keys`: API keys (None: no key needed); `metrics`: serve /metrics and time
-    requests."""
+    requests; `owners`: which worker owns a SKU (None: this one owns them all)."""
+    router = Router(owners) if owners is not None else None
 
     async def get_atp(request: web.Request) -> web.Response:
         sku = request.match_info["sku"]
@@ -115,6 +120,8 @@ def build_http_app(
         topology = reader.topology()
         if (bad := _check_channel(topology, channel)) is not None:
             return bad
+        if router is not None and (owner := router.owner_for(request, sku)) is not None:
+            return await router.forward(request, owner)
         row = reader.row(sku)
         if row is None:
             return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
@@ -126,6 +133,8 @@ def build_http_app(
         if (denied := require_admin(request, "the history of a SKU")) is not None:
             return denied
         sku = request.match_info["sku"]
+        if router is not None and (owner := router.owner_for(request, sku)) is not None:
+            return await router.forward(request, owner)
         entries = reader.history_of(sku)
         if entries is None:
             return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
@@ -151,7 +160,24 @@ def build_http_app(
             return bad
         items: dict[str, Any] = {}
         unknown: list[str] = []
-        for sku in dict.fromkeys(lookup.skus):
+        skus = list(dict.fromkeys(lookup.skus))
+        if router is not None:
+            groups = router.group(request, skus)
+            skus = groups.pop(None, [])
+            try:
+                answers = await asyncio.gather(
+                    *(
+                        router.batch(request, owner, part, channel)
+                        for owner, part in groups.items()
+                        if owner is not None
+                    )
+                )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return error(503, "owner_unreachable", f"a worker did not answer: {exc!r}; retry")
+            for remote_items, remote_unknown in answers:
+                items.update(remote_items)
+                unknown.extend(remote_unknown)
+        for sku in skus:
             row = reader.row(sku)
             if row is None:
                 unknown.append(sku)
@@ -175,7 +201,11 @@ def build_http_app(
     middlewares.append(json_errors(max_body_bytes, on_reject))
     if keys is not None:
         middlewares.append(auth_middleware(keys, on_reject))
+    if router is not None:
+        middlewares.append(router.find_elsewhere())
     app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
+    if router is not None:
+        app.on_cleanup.append(router.close)
     if metrics is not None:
         add_metrics_route(app, metrics)
     app.router.add_get("/v1/atp/{sku}", get_atp)

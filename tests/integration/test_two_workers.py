@@ -1,0 +1,115 @@
+"""Two workers in one group: each owns half the partitions, and either answers for every SKU
+(a request for a SKU the other owns is forwarded to it)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stocksync.channels.producer import ChannelProducer
+from stocksync.domain.events import EventKind
+from tests.integration.reservation_clients import reserve_once
+from tests.integration.support import (
+    WorkerProcess,
+    free_port,
+    http_json,
+    unique_settings,
+    wait_for,
+)
+
+SKUS = [f"TWO-{i:02d}" for i in range(24)]
+
+
+@pytest.fixture()
+def pair(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[WorkerProcess, WorkerProcess]]:
+    first = unique_settings(kafka_bootstrap, tmp_path / "a" / "state")
+    port = free_port()
+    second = first.model_copy(
+        update={
+            "data_dir": tmp_path / "b" / "state",
+            "http_port": port,
+            "advertised_url": f"http://127.0.0.1:{port}",
+        }
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = WorkerProcess(first, tmp_path / "a" / "worker.log").start()
+    b = WorkerProcess(second, tmp_path / "b" / "worker.log").start()
+    yield a, b
+    for worker in (a, b):
+        if worker.process and worker.process.poll() is None:
+            worker.stop(signal.SIGKILL)
+
+
+def request(worker: WorkerProcess, method: str, path: str) -> tuple[int, Any]:
+    req = urllib.request.Request(f"{worker.url}{path}", method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def partitions(worker: WorkerProcess) -> set[int]:
+    return set((worker.health() or {}).get("partitions") or [])
+
+
+def test_either_worker_answers_for_every_sku(pair: tuple[WorkerProcess, WorkerProcess]) -> None:
+    a, b = pair
+    # given two workers that split the partitions between them
+    wait_for(
+        lambda: (
+            partitions(a)
+            and partitions(b)
+            and not partitions(a) & partitions(b)
+            and len(partitions(a) | partitions(b)) == a.settings.partitions
+        ),
+        90,
+        "the group to split the partitions between the two workers",
+    )
+    with ChannelProducer(a.settings.bootstrap_servers, "wms", a.settings.topics) as wms:
+        for i, sku in enumerate(SKUS):
+            wms.emit(EventKind.RECEIVED, sku, "dc-2", 10 + i)
+
+    # then each worker answers for every SKU, its own and the other's, with the same numbers
+    for i, sku in enumerate(SKUS):
+        view = a.wait_revision(sku, 1)
+        assert view["locations"]["dc-2"]["on_hand"] == 10 + i
+        status, other = b.atp(sku)
+        assert status == 200 and other == view
+        status, web = b.atp(sku, channel="web")
+        assert status == 200 and web["atp"] == 10 + i
+
+    # and a batch asked of one worker comes back whole, none reported unknown
+    for worker in (a, b):
+        answer = worker.batch([*SKUS, "TWO-NEVER"])
+        assert sorted(answer["items"]) == SKUS
+        assert answer["unknown"] == ["TWO-NEVER"]
+        assert {
+            sku: item["locations"]["dc-2"]["on_hand"] for sku, item in answer["items"].items()
+        } == {sku: 10 + i for i, sku in enumerate(SKUS)}
+
+    # and a reservation made through either worker can be read and released through the other
+    for i, sku in enumerate(SKUS[:6]):
+        made_at, other = (a, b) if i % 2 else (b, a)
+        key = f"two-{i}"
+        body = {"channel": "web", "sku": sku, "quantity": 2}
+        status, held = reserve_once(made_at.url, body, key)
+        assert status == 201, held
+        for worker in (a, b):
+            status, got = http_json(f"{worker.url}/v1/reservations/{key}")
+            assert (status, got["status"], got["sku"]) == (200, "held", sku), worker.url
+        status, released = request(other, "DELETE", f"/v1/reservations/{key}")
+        assert status == 200 and released["status"] == "released", released
+
+    # when one worker stops, the other takes every partition over and still answers for all
+    b.stop(signal.SIGTERM)
+    wait_for(lambda: len(partitions(a)) == a.settings.partitions, 90, "worker a to own all")
+    assert sorted(a.batch(SKUS)["items"]) == SKUS
