@@ -9,6 +9,9 @@
 #
 # Settings (environment): STOCKSYNC_KAFKA_PORT (default 9092), STOCKSYNC_KAFKA_CONTROLLER_PORT
 # (default port+1), STOCKSYNC_KAFKA_HOME (default <repo>/.kafka), KAFKA_HEAP (default 1g).
+# STOCKSYNC_KAFKA_SCRAM_USERS="admin:secret,channel-web:pw,...": the client listener is then
+# SASL_PLAINTEXT with SCRAM-SHA-512 for these users (created when the storage is formatted) and
+# ACLs are enforced; the first user is a super user. For testing security settings and ACLs.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,6 +25,7 @@ logs=$home/logs-$port
 pidfile=$home/broker-$port.pid
 props=$home/server-$port.properties
 heap=${KAFKA_HEAP:-1g}
+scram_users=${STOCKSYNC_KAFKA_SCRAM_USERS:-}
 start_timeout=${STOCKSYNC_KAFKA_START_TIMEOUT:-90}
 
 say() { printf 'kafka.sh: %s\n' "$*" >&2; }
@@ -47,15 +51,17 @@ fetch() {
 
 write_props() {
   mkdir -p "$data" "$logs"
+  local client=PLAINTEXT
+  [[ -n $scram_users ]] && client=SASL_PLAINTEXT
   cat >"$props" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$client://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$client://127.0.0.1:$port
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=$client
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$client:$client
 log.dirs=$data
 num.partitions=1
 # Topics are provisioned explicitly (stocksync topics create); an auto-created topic with the
@@ -72,6 +78,26 @@ log.retention.hours=-1
 log.segment.bytes=67108864
 log.cleaner.dedupe.buffer.size=33554432
 PROPS
+  if [[ -n $scram_users ]]; then
+    local admin=${scram_users%%,*}
+    cat >>"$props" <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="${admin%%:*}" password="${admin#*:}";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+# the controller listener is local and plaintext: its principal is ANONYMOUS
+super.users=User:${admin%%:*};User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+PROPS
+  fi
+}
+
+scram_args() {
+  local user
+  IFS=',' read -ra users <<<"$scram_users"
+  for user in "${users[@]}"; do
+    printf -- '--add-scram\nSCRAM-SHA-512=[name=%s,password=%s]\n' "${user%%:*}" "${user#*:}"
+  done
 }
 
 java_cmd() {
@@ -93,7 +119,10 @@ start() {
   if [[ ! -f $data/meta.properties ]]; then
     local cluster_id
     cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid | tail -n 1)
-    java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >"$logs/format.log" 2>&1 ||
+    local extra=()
+    [[ -n $scram_users ]] && mapfile -t extra < <(scram_args)
+    java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$props" "${extra[@]}" \
+      >"$logs/format.log" 2>&1 ||
       { say "formatting storage failed:"; cat "$logs/format.log" >&2; exit 1; }
   fi
   : >"$logs/server.log"

@@ -30,6 +30,10 @@ class TopicMismatch(RuntimeError):
     """An existing topic has a partition count that breaks co-partitioning."""
 
 
+class KafkaUnreachable(RuntimeError):
+    """The brokers did not answer, or refused this client (credentials, TLS)."""
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     t = settings.topics
     n = settings.partitions
@@ -55,15 +59,29 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(settings.librdkafka_config())
+def admin_client(settings: Settings, errors: list[str] | None = None) -> AdminClient:
+    config = settings.librdkafka_config()
+    if errors is not None:
+        config["error_cb"] = lambda err: errors.append(str(err.str()))
+    return AdminClient(config)
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create missing topics; check existing ones. Returns the names created."""
-    admin = admin_client(settings)
+    errors: list[str] = []
+    admin = admin_client(settings, errors)
     specs = topic_specs(settings)
-    existing = admin.list_topics(timeout=timeout).topics
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        # librdkafka's own answer is "transport failure"; the reason (a refused SASL login, a
+        # TLS error) arrives through error_cb
+        reason = errors[-1] if errors else str(exc)
+        raise KafkaUnreachable(
+            f"Kafka at {settings.bootstrap_servers} did not answer: {reason}; check "
+            f"STOCKSYNC_BOOTSTRAP_SERVERS and the security settings (STOCKSYNC_SECURITY_PROTOCOL, "
+            f"STOCKSYNC_SASL_USERNAME / _PASSWORD, STOCKSYNC_SSL_*)"
+        ) from None
     created: list[str] = []
     missing = [s for s in specs if s.name not in existing]
     for spec in specs:

@@ -51,6 +51,20 @@ def unique_settings(
     )
 
 
+def security_env(settings: Settings) -> dict[str, str]:
+    if settings.security_protocol == "PLAINTEXT":
+        return {}
+    env = {
+        "STOCKSYNC_SECURITY_PROTOCOL": settings.security_protocol,
+        "STOCKSYNC_SASL_MECHANISM": settings.sasl_mechanism,
+    }
+    if settings.sasl_username is not None:
+        env["STOCKSYNC_SASL_USERNAME"] = settings.sasl_username
+    if settings.sasl_password is not None:
+        env["STOCKSYNC_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
+    return env
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     return {
         **os.environ,
@@ -66,6 +80,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         **(
             {"STOCKSYNC_ADVERTISED_URL": settings.advertised_url} if settings.advertised_url else {}
         ),
+        **security_env(settings),
         "STOCKSYNC_LOG_LEVEL": "info",
         "PYTHONUNBUFFERED": "1",
     }

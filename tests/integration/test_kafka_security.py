@@ -1,0 +1,156 @@
+"""Kafka security on a real broker: SASL/SCRAM for the worker and every client, and ACLs that
+keep a channel to its own topics (STOCKSYNC_SOURCE_TOPICS).
+
+The project's launcher starts a second, throwaway broker whose client listener takes only
+SASL_PLAINTEXT with SCRAM-SHA-512 and enforces ACLs (StandardAuthorizer); `stocksync` is its
+super user, `channel-web` a channel with no rights until the test grants them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+from pydantic import SecretStr
+
+from stocksync.channels.producer import ChannelProducer, DeliveryFailed
+from stocksync.config import Settings
+from stocksync.domain.events import EventKind
+from tests.integration.reservation_clients import reserve_once
+from tests.integration.support import REPO, WorkerProcess, free_port, unique_settings
+
+WORKER_USER, WORKER_PASSWORD = "stocksync", "worker-secret"
+WEB_USER, WEB_PASSWORD = "channel-web", "web-secret"
+SKU = "SEC-1"
+
+
+@pytest.fixture(scope="module")
+def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("scram-kafka")
+    jars = REPO / ".kafka" / "lib"
+    if (jars / ".complete").exists():
+        (home / "lib").symlink_to(jars)  # the jars deploy/test.sh fetched; else kafka.sh fetches
+    port = free_port()
+    env = {
+        **os.environ,
+        "STOCKSYNC_KAFKA_PORT": str(port),
+        "STOCKSYNC_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "STOCKSYNC_KAFKA_HOME": str(home),
+        "STOCKSYNC_KAFKA_SCRAM_USERS": f"{WORKER_USER}:{WORKER_PASSWORD},{WEB_USER}:{WEB_PASSWORD}",
+        "KAFKA_HEAP": "512m",
+    }
+    launcher = REPO / "deploy" / "kafka" / "kafka.sh"
+    subprocess.run(["bash", str(launcher), "start"], check=True, env=env, capture_output=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run(["bash", str(launcher), "stop"], check=False, env=env, capture_output=True)
+
+
+def as_user(settings: Settings, user: str, password: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": user,
+            "sasl_password": SecretStr(password),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def secured_worker(
+    scram_broker: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    home = tmp_path_factory.mktemp("secured-worker")
+    settings = as_user(
+        unique_settings(scram_broker, home / "state", source_topics="web"),
+        WORKER_USER,
+        WORKER_PASSWORD,
+    )
+    worker = WorkerProcess(settings, home / "worker.log").start()
+    yield worker
+    worker.stop(signal.SIGTERM)
+
+
+def test_the_worker_and_its_clients_work_over_sasl_scram(secured_worker: WorkerProcess) -> None:
+    # given a worker that provisioned its topics, joined its group and serves, all over SCRAM
+    settings = secured_worker.settings
+    with ChannelProducer(
+        settings.bootstrap_servers, "wms", settings.topics, settings.librdkafka_config()
+    ) as wms:
+        wms.emit(EventKind.RECEIVED, SKU, "dc-2", 9)
+
+    # then events are folded, and a reservation goes through the command and reply topics
+    view = secured_worker.wait_revision(SKU, 1)
+    assert view["locations"]["dc-2"]["on_hand"] == 9
+    body = {"channel": "web", "sku": SKU, "quantity": 4}
+    status, held = reserve_once(secured_worker.url, body, "sec-hold-1")
+    assert status == 201, held
+    assert secured_worker.atp(SKU)[1]["locations"]["dc-2"]["reserved"] == 4
+
+
+def test_a_channel_principal_writes_only_its_own_topics(secured_worker: WorkerProcess) -> None:
+    settings = secured_worker.settings
+    topics = settings.topics
+    admin = AdminClient(settings.librdkafka_config())
+    # given the ACL of docs/operations.md: channel-web may write under <prefix>src.web. only
+    grant = AclBinding(
+        ResourceType.TOPIC,
+        f"{settings.topic_prefix}src.web.",
+        ResourcePatternType.PREFIXED,
+        f"User:{WEB_USER}",
+        "*",
+        AclOperation.WRITE,
+        AclPermissionType.ALLOW,
+    )
+    for future in admin.create_acls([grant]).values():
+        future.result(timeout=30)
+    web = as_user(settings, WEB_USER, WEB_PASSWORD).librdkafka_config()
+
+    # when the web channel sells through its own topic
+    with ChannelProducer(settings.bootstrap_servers, "web", topics, web) as producer:
+        producer.emit(EventKind.SOLD, SKU, "dc-2", 1)
+    # then it is folded
+    assert secured_worker.wait_revision(SKU, 3)["locations"]["dc-2"]["on_hand"] == 8
+
+    # and writing as the warehouse (the shared stock topic) is refused by the broker
+    forged = ChannelProducer(
+        settings.bootstrap_servers, "wms", topics, {**web, "message.timeout.ms": 10_000}
+    )
+    forged.emit(EventKind.RECEIVED, SKU, "dc-2", 1000)
+    with pytest.raises(DeliveryFailed) as refused:
+        forged.flush(30)
+    assert "authoriz" in str(refused.value).lower()
+    assert secured_worker.atp(SKU)[1]["locations"]["dc-2"]["on_hand"] == 8
+
+
+def test_wrong_credentials_stop_the_cli_with_the_reason(
+    secured_worker: WorkerProcess, tmp_path: Path
+) -> None:
+    from tests.integration.support import settings_env
+
+    settings = as_user(secured_worker.settings, WORKER_USER, "not-the-password")
+    done = subprocess.run(
+        [sys.executable, "-m", "stocksync.cli", "topics", "create"],
+        env={**settings_env(settings), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "authentication" in done.stderr.lower(), done.stderr[-2000:]
