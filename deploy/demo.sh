@@ -29,6 +29,7 @@ worker=$!
 sim=""
 channels=()
 cleanup() {
+  trap - EXIT INT TERM
   [[ -n $sim ]] && kill "$sim" 2>/dev/null || true
   for pid in "${channels[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   kill -TERM "$worker" 2>/dev/null || true
@@ -76,7 +77,7 @@ simulated channels: wms (receipts), web + app (orders), pos (store sales), marke
   curl -s $api/readyz                                           # readiness and counters
   .venv/bin/stocksync projections tail                          # what each channel is told
   .venv/bin/stocksync dead-letter inspect                       # rejected input, with reasons
-  open $api/dashboard                                           # live dashboard
+  $api/dashboard?sku=SKU-0001                  # live dashboard (open in a browser)
   curl -s $api/metrics | grep stocksync_                        # Prometheus metrics
   curl -s localhost:8182/v1/inventory/SKU-0001                  # what the marketplace displays
   curl -s localhost:8192/v1/status | python3 -m json.tool       # its connector: budget, backlog, exposure

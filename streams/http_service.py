@@ -23,6 +23,7 @@ from stocksync.codec.outputs import decode_alert
 from stocksync.config import Settings
 from stocksync.domain.reservations import ReservationCommand, ReservationReply
 from stocksync.domain.state import SkuRow
+from stocksync.domain.topology import Topology
 from streams.app import Worker
 from streams.reservation_gateway import ReservationGateway
 
@@ -49,6 +50,9 @@ class WorkerReservations:
 
     def row(self, sku: str) -> SkuRow | None:
         return self.worker.row(sku)
+
+    def topology(self) -> Topology:
+        return self.worker.topology()
 
 
 class FaustWorkerStats:

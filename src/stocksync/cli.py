@@ -154,25 +154,52 @@ def topology_show() -> None:
     settings = _settings()
     from stocksync.topology_log import read_latest_topology
 
+    from_file = settings.load_topology()  # a bad file is reported first, without Kafka
     published = read_latest_topology(settings)
-    topology = published or settings.load_topology()
-    origin = "topic" if published else str(settings.topology_file)
+    topology = published if published and published.version > from_file.version else from_file
+    origin = "topic" if topology is published else str(settings.topology_file)
     typer.echo(f"version {topology.version} (from {origin})")
     for channel in topology.channels.values():
-        typer.echo(f"  {channel.id:14} sells from {', '.join(channel.locations)}; {channel.policy}")
+        policy = channel.policy
+        rules = [
+            f"buffer {policy.buffer_percent}%" if policy.buffer_percent else "",
+            f"buffer {policy.buffer_units} units" if policy.buffer_units else "",
+            f"cap {policy.cap}" if policy.cap is not None else "",
+            f"low stock at {policy.low_stock}" if policy.low_stock else "",
+        ]
+        told = ", ".join(r for r in rules if r) or "no buffer, no cap"
+        typer.echo(f"  {channel.id:14} sells from {', '.join(channel.locations)}; {told}")
 
 
 def _reader(settings: Settings, topic: str, from_beginning: bool) -> Consumer:
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaException
 
+    errors: list[str] = []
     consumer = Consumer(
         {
             **settings.librdkafka_config(),
             "group.id": f"stocksync-cli-{time.time_ns()}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.auto.commit": False,
+            "error_cb": lambda err: errors.append(err.str()),
+            "log_level": 0,  # reasons are reported once, below, not as librdkafka log lines
         }
     )
+    try:
+        found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    except KafkaException as exc:
+        consumer.close()
+        reason = errors[-1] if errors else str(exc)
+        typer.echo(
+            f"error: no Kafka broker answers at {settings.bootstrap_servers} ({reason}); check "
+            "STOCKSYNC_BOOTSTRAP_SERVERS and the security settings",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    if found is None or found.error is not None:
+        consumer.close()
+        typer.echo(f"error: topic {topic} does not exist: run `stocksync topics create`", err=True)
+        raise typer.Exit(2)
     consumer.subscribe([topic])
     return consumer
 
@@ -691,6 +718,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except ConfigError as exc:  # any command: the message names the setting and the fix
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

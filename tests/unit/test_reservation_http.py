@@ -172,21 +172,31 @@ def test_reserve_beyond_atp_is_409_with_what_was_available() -> None:
     assert reserved(service) == 0
 
 
-def test_reserve_at_a_location_that_does_not_serve_the_channel_is_409() -> None:
+def test_reserve_at_a_location_that_does_not_serve_the_channel_is_400_naming_those_that_do() -> (
+    None
+):
     service = stocked_service()
     status, body = post_reserve(service, channel="pos-store-1", location="dc-1", quantity=1)
-    assert status == 409
-    assert (body["available"], body["location"]) == (0, None)
-    assert "does not serve pos-store-1" in body["message"]
+    assert status == 400
+    assert body["error"] == "location_not_serving"
+    assert "does not serve channel 'pos-store-1'" in body["message"]
+    assert body["known"] == ["store-1"]
+
+
+def test_reserve_at_an_unknown_location_is_400_with_the_known_ones() -> None:
+    service = stocked_service()
+    status, body = post_reserve(service, location="mars")
+    assert (status, body["error"]) == (400, "unknown_location")
+    assert "mars" in body["message"] and "dc-1" in body["known"]
 
 
 def test_reserve_for_an_unknown_channel_is_400() -> None:
     service = stocked_service()
     status, body = post_reserve(service, channel="ebay")
     assert status == 400
-    assert body["error"] == "invalid_request"
-    assert body["status"] == "invalid"
+    assert body["error"] == "unknown_channel"
     assert "'ebay'" in body["message"]
+    assert "web" in body["known"]
 
 
 @pytest.mark.parametrize(
@@ -422,3 +432,15 @@ def test_get_shows_how_a_reservation_ended_on_a_busy_sku() -> None:
     # then GET still says it was released
     status, body = call(service, "GET", "/v1/reservations/order-1")
     assert (status, body.get("status")) == (200, "released")
+
+
+def test_a_refused_reservation_does_not_make_an_unknown_sku_known() -> None:
+    # given no event was ever applied for a SKU, and a reservation on it was refused
+    service = stocked_service()
+    status, _ = post_reserve(service, sku="NEVER-STOCKED", quantity=1)
+    assert status == 409
+    # then the ATP API still says the SKU is unknown, alone and in a batch
+    status, body = call(service, "GET", "/v1/atp/NEVER-STOCKED")
+    assert (status, body["error"]) == (404, "unknown_sku")
+    status, body = call(service, "POST", "/v1/atp/batch", json={"skus": ["NEVER-STOCKED", SKU]})
+    assert status == 200 and body["unknown"] == ["NEVER-STOCKED"] and list(body["items"]) == [SKU]

@@ -123,7 +123,7 @@ def build_http_app(
         if router is not None and (owner := router.owner_for(request, sku)) is not None:
             return await router.forward(request, owner)
         row = reader.row(sku)
-        if row is None:
+        if row is None or not row.locations:  # (a refused reservation alone leaves a bare row)
             return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
         if channel is None:
             return json_response(sku_view(row, topology))
@@ -179,7 +179,7 @@ def build_http_app(
                 unknown.extend(remote_unknown)
         for sku in skus:
             row = reader.row(sku)
-            if row is None:
+            if row is None or not row.locations:
                 unknown.append(sku)
             elif channel is None:
                 items[sku] = sku_view(row, topology)

@@ -29,6 +29,7 @@ from stocksync.domain.reservations import (
     ReservationReply,
 )
 from stocksync.domain.state import SkuRow
+from stocksync.domain.topology import Topology
 
 DEFAULT_TTL_SECONDS = 900
 MAX_TTL_SECONDS = 7 * 24 * 3600
@@ -46,6 +47,8 @@ class ReservationService(Protocol):
 
     def row(self, sku: str) -> SkuRow | None: ...
 
+    def topology(self) -> Topology: ...
+
 
 class ReserveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -55,6 +58,37 @@ class ReserveRequest(BaseModel):
     location: str | None = Field(default=None, max_length=200)
     ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, gt=0, le=MAX_TTL_SECONDS)
     allow_partial: bool = False
+
+
+def check_place(topology: Topology, channel: str, location: str | None) -> web.Response | None:
+    """A channel and location the topology does not know (or that do not go together) are the
+    caller's mistake, answered before anything is written to the log."""
+    if channel not in topology.channels:
+        return error(
+            400,
+            "unknown_channel",
+            f"channel {channel!r} is not in the topology (version {topology.version})",
+            known=sorted(topology.channels),
+        )
+    if location is None:
+        return None
+    if location not in topology.locations:
+        return error(
+            400,
+            "unknown_location",
+            f"location {location!r} is not in the topology (version {topology.version})",
+            known=sorted(topology.locations),
+        )
+    serving = topology.channels[channel].locations
+    if location not in serving:
+        return error(
+            400,
+            "location_not_serving",
+            f"location {location!r} does not serve channel {channel!r}; it sells from "
+            f"{', '.join(serving)}",
+            known=list(serving),
+        )
+    return None
 
 
 class ExtendRequest(BaseModel):
@@ -130,6 +164,8 @@ def add_reservation_routes(
             return error(400, "invalid_request", f"{where}: {first['msg']}")
         if (denied := forbid_channel(request, body.channel)) is not None:
             return denied
+        if (wrong := check_place(service.topology(), body.channel, body.location)) is not None:
+            return wrong
         key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
         if len(key) > IDEMPOTENCY_KEY_MAX or ":" in key:
             return error(400, "invalid_request", "Idempotency-Key: at most 200 characters, no ':'")

@@ -20,6 +20,7 @@ from stocksync.domain.events import EventKind
 log = structlog.get_logger("stocksync.simulator")
 
 RESTOCK_UNITS = 30
+RECEIPT_DELAY_EVENTS = 200
 INITIAL_UNITS = 25
 
 
@@ -58,35 +59,74 @@ def run_simulation(
 
     # Zipf-like popularity: the first SKUs sell most.
     weights = [1.0 / (rank + 1) for rank in range(len(skus))]
+    # Units each location can still sell (on hand - reserved). The simulated channels sell only
+    # what is there, as channels told by stocksync do; the warehouse replenishes what runs low.
+    sellable = {
+        (sku, loc): INITIAL_UNITS - topology.default_safety_stock(loc)
+        for sku in skus
+        for loc in topology.locations
+    }
     open_orders: deque[OpenOrder] = deque()
     interval = 1.0 / rate if rate > 0 else 0.0
     next_at = time.monotonic()
     last_report = time.monotonic()
+    sold_out = 0
+
+    def sell(producer: str, kind: EventKind, sku: str, places: list[str], qty: int) -> str | None:
+        nonlocal sold_out
+        stocked = [loc for loc in places if sellable[(sku, loc)] >= qty]
+        if not stocked:
+            sold_out += 1  # every place is out: the channel shows 0 and sells nothing
+            return None
+        loc = rng.choice(stocked)
+        sellable[(sku, loc)] -= qty
+        producers[producer].emit(kind, sku, loc, qty)
+        if sellable[(sku, loc)] <= 2 and rng.random() < 0.3:
+            replenish(sku, loc)
+        return loc
+
+    # Receipts and sales travel on different topics, which Kafka does not order relative to
+    # each other: received units are sold only once the receipt has surely been folded.
+    arriving: deque[tuple[int, str, str]] = deque()
+
+    def replenish(sku: str, loc: str) -> None:
+        producers["wms"].emit(EventKind.RECEIVED, sku, loc, RESTOCK_UNITS, reason="replenishment")
+        arriving.append((sent + RECEIPT_DELAY_EVENTS, sku, loc))
+
     try:
         while events == 0 or sent < events:
+            while arriving and arriving[0][0] <= sent:
+                _, arrived_sku, arrived_at = arriving.popleft()
+                sellable[(arrived_sku, arrived_at)] += RESTOCK_UNITS
             sku = rng.choices(skus, weights)[0]
             roll = rng.random()
-            if roll < 0.30:
+            if roll < 0.25 or (roll < 0.50 and not open_orders):
                 channel = rng.choice(["web", "app"])
-                order = OpenOrder(channel, sku, rng.choice(dcs + stores[:1]), rng.randint(1, 2))
-                producers[channel].emit(EventKind.RESERVED, sku, order.location, order.quantity)
-                open_orders.append(order)
-            elif roll < 0.50 and open_orders:
+                qty = rng.randint(1, 2)
+                placed = sell(channel, EventKind.RESERVED, sku, dcs + stores[:1], qty)
+                if placed is not None:
+                    open_orders.append(OpenOrder(channel, sku, placed, qty))
+            elif roll < 0.50:
                 order = open_orders.popleft()
                 kind = EventKind.FULFILLED if rng.random() < 0.85 else EventKind.RELEASED
+                if kind is EventKind.RELEASED:
+                    sellable[(order.sku, order.location)] += order.quantity
                 producers[order.channel].emit(kind, order.sku, order.location, order.quantity)
             elif roll < 0.80 and stores:
-                producers["pos"].emit(EventKind.SOLD, sku, rng.choice(stores), 1)
-            elif roll < 0.97:
-                producers["marketplace"].emit(EventKind.SOLD, sku, rng.choice(dcs), 1)
+                sell("pos", EventKind.SOLD, sku, [rng.choice(stores)], 1)
+            elif roll < 0.96:
+                sell("marketplace", EventKind.SOLD, sku, dcs, 1)
             else:
-                producers["wms"].emit(
-                    EventKind.RECEIVED, sku, rng.choice(dcs), RESTOCK_UNITS, reason="replenishment"
-                )
+                replenish(sku, rng.choice(list(topology.locations)))
             sent += 1
             now = time.monotonic()
-            if now - last_report >= 5:
-                log.info("simulation_progress", events_sent=sent, open_orders=len(open_orders))
+            if now - last_report >= 30:
+                log.info(
+                    "simulation_progress",
+                    events_sent=sent,
+                    open_orders=len(open_orders),
+                    sold_out=sold_out,
+                )
                 last_report = now
             if interval:
                 next_at += interval

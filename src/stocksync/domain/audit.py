@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stocksync.domain.effects import ChannelQuantityChanged, Effect
+from stocksync.domain.effects import ChannelQuantityChanged, Effect, alert_type
 from stocksync.domain.events import InventoryEvent
 from stocksync.domain.state import SkuRow, location_atp
 from stocksync.domain.topology import Topology
@@ -68,5 +68,5 @@ def audit_entry(
         "occurred_at": event.occurred_at,
         "locations": locations,
         "channels": channels,
-        "alerts": sorted({type(e).__name__ for e in effects} - {"ChannelQuantityChanged"}),
+        "alerts": sorted({t for e in effects if (t := alert_type(e)) is not None}),
     }

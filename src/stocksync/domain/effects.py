@@ -74,3 +74,14 @@ Effect = (
     | CountNotMerged
     | DuplicateIgnored
 )
+
+
+def alert_type(effect: Effect) -> str | None:
+    """The alert an effect raises, by the name the alerts topic uses; None if it raises none."""
+    if isinstance(effect, OversellDetected):
+        return "OVERSELL"
+    if isinstance(effect, StockLevelCrossed):
+        return effect.level.value
+    if isinstance(effect, CountNotMerged):
+        return "COUNT_NOT_MERGED"
+    return None
