@@ -118,10 +118,11 @@ def atp_get(
             typer.echo(json.dumps(json.loads(resp.read()), indent=2))
     except urllib.error.HTTPError as exc:
         typer.echo(exc.read().decode(), err=True)
-        raise typer.Exit(1) from None
+        # an unknown SKU is an answer (1); anything else the worker refused is an error (2)
+        raise typer.Exit(1 if exc.code == 404 else 2) from None
     except urllib.error.URLError as exc:
         typer.echo(f"error: no worker answers at {base}: {exc.reason}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
 
 
 @topology_app.command("publish")
