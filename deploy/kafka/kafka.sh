@@ -12,6 +12,8 @@
 # STOCKSYNC_KAFKA_SCRAM_USERS="admin:secret,channel-web:pw,...": the client listener is then
 # SASL_PLAINTEXT with SCRAM-SHA-512 for these users (created when the storage is formatted) and
 # ACLs are enforced; the first user is a super user. For testing security settings and ACLs.
+# STOCKSYNC_KAFKA_TLS_DIR=<dir with broker.pem (PKCS#8 key + certificate chain) and ca.pem>:
+# the client listener is then SSL (TLS) with that certificate.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +28,7 @@ pidfile=$home/broker-$port.pid
 props=$home/server-$port.properties
 heap=${KAFKA_HEAP:-1g}
 scram_users=${STOCKSYNC_KAFKA_SCRAM_USERS:-}
+tls_dir=${STOCKSYNC_KAFKA_TLS_DIR:-}
 start_timeout=${STOCKSYNC_KAFKA_START_TIMEOUT:-90}
 
 say() { printf 'kafka.sh: %s\n' "$*" >&2; }
@@ -53,6 +56,8 @@ write_props() {
   mkdir -p "$data" "$logs"
   local client=PLAINTEXT
   [[ -n $scram_users ]] && client=SASL_PLAINTEXT
+  [[ -n $tls_dir ]] && client=SSL
+  [[ -n $tls_dir && -n $scram_users ]] && client=SASL_SSL
   cat >"$props" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -78,12 +83,21 @@ log.retention.hours=-1
 log.segment.bytes=67108864
 log.cleaner.dedupe.buffer.size=33554432
 PROPS
+  if [[ -n $tls_dir ]]; then
+    cat >>"$props" <<PROPS
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls_dir/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls_dir/ca.pem
+ssl.endpoint.identification.algorithm=https
+PROPS
+  fi
   if [[ -n $scram_users ]]; then
     local admin=${scram_users%%,*}
     cat >>"$props" <<PROPS
 sasl.enabled.mechanisms=SCRAM-SHA-512
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
-listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="${admin%%:*}" password="${admin#*:}";
+listener.name.${client,,}.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="${admin%%:*}" password="${admin#*:}";
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 # the controller listener is local and plaintext: its principal is ANONYMOUS
 super.users=User:${admin%%:*};User:ANONYMOUS

@@ -62,6 +62,9 @@ def security_env(settings: Settings) -> dict[str, str]:
         env["STOCKSYNC_SASL_USERNAME"] = settings.sasl_username
     if settings.sasl_password is not None:
         env["STOCKSYNC_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
+    for name in ("ssl_ca_file", "ssl_cert_file", "ssl_key_file"):
+        if (path := getattr(settings, name)) is not None:
+            env[f"STOCKSYNC_{name.upper()}"] = str(path)
     return env
 
 
