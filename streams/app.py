@@ -139,6 +139,8 @@ class Worker:
         topics = settings.topics
         self.topics = topics
         self.source_of_topic = topics.source_topics()
+        self._owners: dict[int, str] = {}
+        self._owners_source: object = None
         self.outputs = Outputs(settings)
         # (events, seconds folding, age in seconds of the newest event) after each batch
         self.batch_observers: list[Callable[[int, float, float | None], None]] = []
@@ -537,19 +539,29 @@ class Worker:
 
     def other_workers(self) -> list[str]:
         own = self.settings.http_url
-        urls = {str(url).rstrip("/") for url in self.app.router.tables_metadata()}
-        return sorted(url for url in urls if url != own)
+        return sorted({url for url in self._partition_owners().values() if url != own})
 
     def owner_of(self, sku: str) -> str | None:
         """The HTTP URL of the worker that owns the SKU's partition, or None when it is this
         worker (or the assignment is not known yet: then this worker answers)."""
-        partition = murmur2_partition(sku.encode(), self.settings.partitions)
-        changelog = self.settings.topics.atp_changelog
-        own = self.settings.http_url
-        for url, topics in self.app.router.table_metadata(ATP_TABLE).items():
-            if partition in topics.get(changelog, ()):
-                return None if str(url).rstrip("/") == own else str(url).rstrip("/")
-        return None
+        url = self._partition_owners().get(
+            murmur2_partition(sku.encode(), self.settings.partitions)
+        )
+        return None if url is None or url == self.settings.http_url else url
+
+    def _partition_owners(self) -> dict[int, str]:
+        """Partition -> owning worker's URL, rebuilt only when the assignor publishes a new
+        distribution (it replaces the mapping on every rebalance): lookups stay O(1)."""
+        distribution = self.app.router.tables_metadata()
+        if distribution is not self._owners_source:
+            changelog = self.settings.topics.atp_changelog
+            self._owners = {
+                partition: str(url).rstrip("/")
+                for url, topics in distribution.items()
+                for partition in topics.get(changelog, ())
+            }
+            self._owners_source = distribution
+        return self._owners
 
     def reservation_reply(self, request_id: str) -> ReservationReply | None:
         """The recorded answer to a request (a RESERVE's request id is its reservation id)."""

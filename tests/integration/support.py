@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,28 @@ def read_records(
     finally:
         consumer.close()
     return messages
+
+
+@contextlib.contextmanager
+def throwaway_broker(home: Path, **settings: str) -> Iterator[str]:
+    """A broker of its own from deploy/kafka/kafka.sh on free ports, with its data in `home`
+    and extra launcher settings (STOCKSYNC_KAFKA_SCRAM_USERS, STOCKSYNC_KAFKA_TLS_DIR, ...);
+    yields its bootstrap address and stops it afterwards."""
+    jars = REPO / ".kafka" / "lib"
+    if (jars / ".complete").exists():
+        (home / "lib").symlink_to(jars)  # the jars deploy/test.sh fetched; else kafka.sh fetches
+    port = free_port()
+    env = {
+        **os.environ,
+        "STOCKSYNC_KAFKA_PORT": str(port),
+        "STOCKSYNC_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "STOCKSYNC_KAFKA_HOME": str(home),
+        "KAFKA_HEAP": "512m",
+        **settings,
+    }
+    launcher = REPO / "deploy" / "kafka" / "kafka.sh"
+    subprocess.run(["bash", str(launcher), "start"], check=True, env=env, capture_output=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run(["bash", str(launcher), "stop"], check=False, env=env, capture_output=True)

@@ -30,7 +30,7 @@ from stocksync.channels.producer import ChannelProducer, DeliveryFailed
 from stocksync.config import Settings
 from stocksync.domain.events import EventKind
 from tests.integration.reservation_clients import reserve_once
-from tests.integration.support import REPO, WorkerProcess, free_port, unique_settings
+from tests.integration.support import REPO, WorkerProcess, throwaway_broker, unique_settings
 
 WORKER_USER, WORKER_PASSWORD = "stocksync", "worker-secret"
 WEB_USER, WEB_PASSWORD = "channel-web", "web-secret"
@@ -39,25 +39,10 @@ SKU = "SEC-1"
 
 @pytest.fixture(scope="module")
 def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    users = f"{WORKER_USER}:{WORKER_PASSWORD},{WEB_USER}:{WEB_PASSWORD}"
     home = tmp_path_factory.mktemp("scram-kafka")
-    jars = REPO / ".kafka" / "lib"
-    if (jars / ".complete").exists():
-        (home / "lib").symlink_to(jars)  # the jars deploy/test.sh fetched; else kafka.sh fetches
-    port = free_port()
-    env = {
-        **os.environ,
-        "STOCKSYNC_KAFKA_PORT": str(port),
-        "STOCKSYNC_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "STOCKSYNC_KAFKA_HOME": str(home),
-        "STOCKSYNC_KAFKA_SCRAM_USERS": f"{WORKER_USER}:{WORKER_PASSWORD},{WEB_USER}:{WEB_PASSWORD}",
-        "KAFKA_HEAP": "512m",
-    }
-    launcher = REPO / "deploy" / "kafka" / "kafka.sh"
-    subprocess.run(["bash", str(launcher), "start"], check=True, env=env, capture_output=True)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run(["bash", str(launcher), "stop"], check=False, env=env, capture_output=True)
+    with throwaway_broker(home, STOCKSYNC_KAFKA_SCRAM_USERS=users) as bootstrap:
+        yield bootstrap
 
 
 def as_user(settings: Settings, user: str, password: str) -> Settings:

@@ -8,7 +8,6 @@ certificate signed by a CA the test makes with openssl.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,13 @@ from stocksync.channels.producer import ChannelProducer
 from stocksync.config import Settings
 from stocksync.domain.events import EventKind
 from tests.integration.reservation_clients import reserve_once
-from tests.integration.support import REPO, WorkerProcess, free_port, settings_env, unique_settings
+from tests.integration.support import (
+    REPO,
+    WorkerProcess,
+    settings_env,
+    throwaway_broker,
+    unique_settings,
+)
 
 SKU = "TLS-1"
 
@@ -65,24 +70,8 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     make_ca(certs, "other-ca")
     make_broker_certificate(certs)
     home = tmp_path_factory.mktemp("tls-kafka")
-    jars = REPO / ".kafka" / "lib"
-    if (jars / ".complete").exists():
-        (home / "lib").symlink_to(jars)
-    port = free_port()
-    env = {
-        **os.environ,
-        "STOCKSYNC_KAFKA_PORT": str(port),
-        "STOCKSYNC_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "STOCKSYNC_KAFKA_HOME": str(home),
-        "STOCKSYNC_KAFKA_TLS_DIR": str(certs),
-        "KAFKA_HEAP": "512m",
-    }
-    launcher = REPO / "deploy" / "kafka" / "kafka.sh"
-    subprocess.run(["bash", str(launcher), "start"], check=True, env=env, capture_output=True)
-    try:
-        yield f"127.0.0.1:{port}", certs
-    finally:
-        subprocess.run(["bash", str(launcher), "stop"], check=False, env=env, capture_output=True)
+    with throwaway_broker(home, STOCKSYNC_KAFKA_TLS_DIR=str(certs)) as bootstrap:
+        yield bootstrap, certs
 
 
 def over_tls(settings: Settings, ca_file: Path) -> Settings:
