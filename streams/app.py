@@ -20,7 +20,7 @@ import faust
 import msgspec
 import structlog
 from aiokafka.partitioner import murmur2
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from stocksync.codec.avro import Undecodable, decode
 from stocksync.codec.events import EVENT_SUBJECTS, record_to_event
@@ -60,6 +60,7 @@ from stocksync.domain.reservations import (
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
 from stocksync.topics import ATP_TABLE, HISTORY_TABLE, RESERVATION_INDEX_TABLE
+from streams.faust_fixes import keep_queued_input_on_resume
 from streams.outputs import Outputs
 
 log = structlog.get_logger("stocksync.worker")
@@ -135,7 +136,10 @@ class Worker:
             "oversells": 0,
             "alerts": 0,
             "commands": 0,
+            "input_gaps": 0,
         }
+        # (topic, partition) -> (consumer generation, next offset expected): see _check_gap
+        self._next_offsets: dict[tuple[str, int], tuple[int, int]] = {}
         topics = settings.topics
         self.topics = topics
         self.source_of_topic = topics.source_topics()
@@ -175,6 +179,7 @@ class Worker:
             producer_max_batch_size=512 * 1024,
         )
         self.app.conf.table_key_index_size = 100_000
+        keep_queued_input_on_resume(self.app)
         self.events_topic = self.app.topic(
             *topics.input_topics,
             key_type=bytes,
@@ -191,6 +196,11 @@ class Worker:
         self.table = self._bytes_table(ATP_TABLE, cache_mb=settings.rocksdb_cache_mb)
         self.history = self._bytes_table(HISTORY_TABLE, cache_mb=8)
         self.reservation_index = self._bytes_table(RESERVATION_INDEX_TABLE, cache_mb=8)
+        # changelog topic -> the table's store, to record what the changelog holds (see _persisted)
+        self._stores = {
+            table.changelog_topic.get_topic_name(): table.data
+            for table in (self.table, self.history, self.reservation_index)
+        }
         self.app.agent(self.events_topic, name="fold_events")(self.fold_events)
         self.app.timer(EXPIRY_CHECK_SECONDS)(self.expire_due_holds)
 
@@ -216,7 +226,8 @@ class Worker:
     async def fold_events(self, stream: StreamT[bytes]) -> None:
         # Batches amortise the row codec, the RocksDB write and the changelog record over all
         # events of a SKU in the batch. faust acks a batch's events when the next is asked for,
-        # after fold_batch returned, so offsets never pass an event still being folded.
+        # after this loop's body returned, so offsets never pass an event still being folded
+        # nor a table change whose changelog record is not on the broker.
         batches = stream.take_events(  # type: ignore[attr-defined]
             self.settings.batch_max, within=self.settings.batch_within_s
         )
@@ -232,16 +243,27 @@ class Worker:
                 age = time.time() - newest if newest else None
                 for observe in self.batch_observers:
                     observe(len(batch), elapsed, age)
-            # Before faust may ack this batch (when the next one is asked for): every
-            # projection, alert, reply and dead letter it caused is on the broker.
+            # Before faust may ack this batch (when the next one is asked for): every table
+            # change, projection, alert, reply and dead letter it caused is on the broker.
             await self.outputs.delivered()
+            self._persisted(self.outputs.take_changelog_offsets())
+
+    def _persisted(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Tell each partition's RocksDB how far the changelog is known to be in it, as faust
+        does for its own changelog writes: a restart then reads only the changelog after it."""
+        for (topic, partition), offset in offsets.items():
+            store = self._stores[topic]
+            # A partition revoked meanwhile has its database closed: leave it closed.
+            if partition in store._dbs:
+                store.set_persisted_offset(TP(topic, partition), offset)
 
     def fold_batch(self, stream: StreamT[bytes], batch: Sequence[EventT[bytes]]) -> None:
         """Fold a batch synchronously: rows are read once, written once, and every message it
-        causes is queued in order on faust's producer, flushed before offsets are committed."""
+        causes is queued in order on the outputs producer."""
         pending: dict[bytes, PendingRow] = {}
         for event in batch:
             message = event.message
+            self._check_gap(message)
             try:
                 decoded = self._decode(message)
             except Rejected as rejected:
@@ -270,6 +292,27 @@ class Worker:
             stream._set_current_event(state.event)  # type: ignore[attr-defined]
             self._flush_row(key, state)
 
+    def _check_gap(self, message: Any) -> None:
+        """Raise the alarm when input skips offsets: within one assignment a partition's
+        messages arrive in offset order, each the one after the last (earlier ones come again
+        after a seek back; the producers write no transactions, whose markers would take
+        offsets). A jump means faust dropped messages on the way to the agent, as its recovery
+        once did (streams/faust_fixes.py): the table then misses what they carried."""
+        tp = (message.topic, message.partition)
+        generation = message.generation_id
+        known = self._next_offsets.get(tp)
+        if known is not None and known[0] == generation and message.offset > known[1]:
+            self.counters["input_gaps"] += 1
+            log.error(
+                "input_gap",
+                topic=message.topic,
+                partition=message.partition,
+                expected=known[1],
+                received=message.offset,
+                missing=message.offset - known[1],
+            )
+        self._next_offsets[tp] = (generation, message.offset + 1)
+
     def _fold_event(self, state: PendingRow, event: InventoryEvent) -> None:
         topology = self.current_topology
         before = state.row
@@ -279,7 +322,7 @@ class Worker:
             # A duplicate is usually a redelivery after a crash: the changelog record and the
             # projections the event caused may have died with the old process. Writing the row
             # and the current quantities again is idempotent and closes that gap before the
-            # source offset is committed (faust flushes the producer first).
+            # source offset is committed.
             self.counters["duplicates"] += 1
             state.rewrite = True
             for change in current_quantities(
@@ -331,15 +374,22 @@ class Worker:
             self.counters["alerts"] += 1
             state.alerts.append(encode_alert(effect, revision))
 
+    def _put(self, table: Any, key: bytes, value: bytes, partition: int) -> None:
+        """Write a table row: into the partition's RocksDB (faust's store picks the partition
+        of the current event) and to its changelog, sent with the batch's other outputs."""
+        table.data[key] = value
+        self.outputs.send_changelog(table.changelog_topic.get_topic_name(), partition, key, value)
+
     def _flush_row(self, key: bytes, state: PendingRow) -> None:
+        partition = state.event.message.partition
         if state.dirty and state.row is not None:
-            self.table[key] = row_to_bytes(state.row)
+            self._put(self.table, key, row_to_bytes(state.row), partition)
             if state.history:
-                self._append_history(key, state.history)
+                self._append_history(key, state.history, partition)
         elif state.rewrite and state.stored is not None:
-            self.table[key] = state.stored
+            self._put(self.table, key, state.stored, partition)
         for index_key, encoded in state.answers.items():
-            self.reservation_index[index_key] = encoded
+            self._put(self.reservation_index, index_key, encoded, partition)
         initial = state.initial_published
         for channel, change in state.projections.items():
             if not state.rewrite and initial.get(channel) == (
@@ -408,11 +458,11 @@ class Worker:
                 f"{self.topics.sale_events_of(source)}) and may not write to {topic}",
             )
 
-    def _append_history(self, key: bytes, entries: list[dict[str, Any]]) -> None:
+    def _append_history(self, key: bytes, entries: list[dict[str, Any]], partition: int) -> None:
         stored = self.history.get(key)
         kept = history_decoder.decode(stored) if stored else []
         kept.extend(entries)
-        self.history[key] = history_encoder.encode(kept[-HISTORY_DEPTH:])
+        self._put(self.history, key, history_encoder.encode(kept[-HISTORY_DEPTH:]), partition)
 
     # -- reservation expiry -----------------------------------------------------------------
 

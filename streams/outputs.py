@@ -1,9 +1,13 @@
-"""The worker's outgoing records that are not table changelogs (projections, alerts, replies,
-dead letters), sent with librdkafka: faust's producer costs about a hundred microseconds of
-Python per record, librdkafka a couple.
+"""Everything the worker writes to Kafka from a batch (table changelogs, projections, alerts,
+replies, dead letters), sent with librdkafka: faust's producer costs about a hundred
+microseconds of Python per record, librdkafka a couple.
 
 Nothing is lost: fold_events waits for every record of a batch to be acknowledged before it
 asks faust for the next batch, and faust acks (then commits) a batch's offsets only then.
+Table changelogs go this way too, not through faust's producer: faust flushes its producer
+before committing, but that flush gives up after 0.1 s without progress
+(`ProducerBuffer.flush_atmost`), so under load it committed input offsets past changelog
+records still in its buffer, and a SIGKILL then lost table changes for good.
 """
 
 from __future__ import annotations
@@ -32,15 +36,45 @@ class Outputs:
             }
         )
         self._failures: list[str] = []
+        # (changelog topic, partition) -> offset of its newest acknowledged record
+        self._changelog_offsets: dict[tuple[str, int], int] = {}
 
     def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             self._failures.append(str(err))
 
+    def _changelog_delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failures.append(str(err))
+            return
+        offset = msg.offset()
+        topic = msg.topic()
+        partition = msg.partition()
+        if offset is not None and topic is not None and partition is not None:
+            key = (topic, partition)
+            if offset > self._changelog_offsets.get(key, -1):
+                self._changelog_offsets[key] = offset
+
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self._produce(topic, key, value, None)
+
+    def send_changelog(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
+        """A table change, on the changelog partition of the input partition it came from."""
+        self._produce(topic, key, value, partition)
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, on_delivery=self._delivered)
+                if partition is None:
+                    self._producer.produce(topic, key=key, value=value, on_delivery=self._delivered)
+                else:
+                    self._producer.produce(
+                        topic,
+                        key=key,
+                        value=value,
+                        partition=partition,
+                        on_delivery=self._changelog_delivered,
+                    )
                 return
             except BufferError:
                 self._producer.poll(0.01)
@@ -55,3 +89,8 @@ class Outputs:
             raise OutputsNotDelivered(
                 f"{len(self._producer)} record(s) still queued, failures: {failures[:3]}"
             )
+
+    def take_changelog_offsets(self) -> dict[tuple[str, int], int]:
+        """The newest acknowledged changelog offset per partition since the last call."""
+        offsets, self._changelog_offsets = self._changelog_offsets, {}
+        return offsets

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from stocksync.config import Settings, load_settings
 from stocksync.provision import ensure_topics
@@ -180,6 +181,17 @@ class WorkerProcess:
     def atp(self, sku: str, channel: str | None = None) -> tuple[int, Any]:
         query = f"?channel={channel}" if channel else ""
         return http_json(f"{self.url}/v1/atp/{sku}{query}")
+
+    def metrics(self) -> dict[str, float]:
+        """The worker's Prometheus samples without labels, by sample name."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if not sample.labels
+        }
 
     def batch(self, skus: list[str]) -> dict[str, Any]:
         status, body = http_json(f"{self.url}/v1/atp/batch", {"skus": skus})

@@ -46,6 +46,11 @@ WORKER_COUNTERS: dict[str, tuple[str, str]] = {
         "stocksync_reservation_commands_applied",
         "Reservation commands decided by this worker (reserve, release, confirm, extend, expire)",
     ),
+    "input_gaps": (
+        "stocksync_input_gaps",
+        "Times input skipped offsets on its way to the fold (messages lost before folding; "
+        "should stay 0)",
+    ),
     "drift_alerts": (
         "stocksync_drift_alerts",
         "Channels found displaying a quantity that drifted from the published one (counted "
