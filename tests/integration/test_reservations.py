@@ -10,6 +10,7 @@ from typing import Any
 
 from stocksync.channels.producer import ChannelProducer
 from stocksync.domain.events import EventKind
+from stocksync.domain.reservations import MAX_ANSWERS
 from tests.integration.reservation_clients import reserve_once, storm
 from tests.integration.support import WorkerProcess, http_json, wait_for
 
@@ -67,6 +68,31 @@ def test_the_same_idempotency_key_never_holds_twice(worker: WorkerProcess) -> No
     assert [status for status, _ in answers] == [201, 201, 201]
     assert len({a["reservation_id"] for _, a in answers}) == 1
     assert worker.atp(sku)[1]["locations"]["dc-2"]["reserved"] == 3
+
+
+def test_a_retry_after_many_newer_requests_gets_its_first_answer_and_no_new_hold(
+    worker: WorkerProcess,
+) -> None:
+    sku = "IDEM-OLD"
+    stock(worker, sku, "dc-2", 200)
+    body = {"channel": "web", "sku": sku, "quantity": 2}
+    # given a reservation that was held, then confirmed into an order line
+    status, first = reserve_once(worker.url, body, "old-checkout")
+    assert status == 201
+    assert _request(worker, "POST", "/v1/reservations/old-checkout/confirm")[0] == 200
+    # and more newer requests on the SKU than the row remembers answers for
+    for i in range(MAX_ANSWERS + 6):
+        assert reserve_once(worker.url, {**body, "quantity": 1}, f"newer-{i}")[0] == 201
+    reserved = 2 + MAX_ANSWERS + 6
+    assert worker.atp(sku)[1]["locations"]["dc-2"]["reserved"] == reserved
+
+    # when the first request is retried with its key
+    status, again = reserve_once(worker.url, body, "old-checkout")
+
+    # then it gets its first answer, and no second hold is taken for it
+    assert (status, again) == (201, first)
+    assert worker.atp(sku)[1]["locations"]["dc-2"]["reserved"] == reserved
+    assert http_json(f"{worker.url}/v1/reservations/old-checkout")[1]["status"] == "confirmed"
 
 
 def test_partial_reservation_takes_what_is_left(worker: WorkerProcess) -> None:

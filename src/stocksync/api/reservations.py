@@ -152,6 +152,15 @@ def add_reservation_routes(
             )
         return reply
 
+    async def decided(command: ReservationCommand) -> web.Response | ReservationReply:
+        # A request already decided is answered from the reservation index and not sent again:
+        # the row remembers only its last answers, and a retry older than those would be
+        # decided a second time (a confirmed reservation's retry would take a new hold).
+        earlier = service.reservation_reply(command.request_id)
+        if earlier is not None and earlier.sku == command.sku and earlier.kind is command.kind:
+            return earlier
+        return await send(command)
+
     async def reserve(request: web.Request) -> web.Response:
         return counted("reserve", await _reserve(request))
 
@@ -169,7 +178,7 @@ def add_reservation_routes(
         key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
         if len(key) > IDEMPOTENCY_KEY_MAX or ":" in key:
             return error(400, "invalid_request", "Idempotency-Key: at most 200 characters, no ':'")
-        outcome = await send(
+        outcome = await decided(
             ReservationCommand(
                 request_id=key,
                 kind=CommandKind.RESERVE,
@@ -243,7 +252,7 @@ def add_reservation_routes(
         suffix = request.headers.get("Idempotency-Key") or (
             str(uuid.uuid4()) if kind is CommandKind.EXTEND else ""
         )
-        outcome = await send(
+        outcome = await decided(
             ReservationCommand(
                 request_id=f"{kind.value.lower()}:{reservation_id}:{suffix}",
                 kind=kind,

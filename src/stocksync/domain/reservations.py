@@ -20,8 +20,9 @@ from stocksync.domain.topology import Topology
 
 # Replies remembered in the row, so a retried or redelivered request gets the same answer. In
 # the row itself, because after a crash only the row and its changelog move together. A retry
-# older than this many newer requests on the same SKU is decided again (a held reservation
-# still answers HELD: its hold is in the row).
+# older than this many newer requests on the same SKU would be decided again (a held
+# reservation still answers HELD: its hold is in the row); the HTTP API answers such retries
+# from the reservation index and does not send them (stocksync.api.reservations).
 MAX_ANSWERS = 64
 
 
