@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
 from stocksync.topics import ATP_TABLE, HISTORY_TABLE, RESERVATION_INDEX_TABLE
 from streams.faust_fixes import keep_queued_input_on_resume
-from streams.outputs import Outputs
+from streams.outputs import Outputs, OutputsNotDelivered
 
 log = structlog.get_logger("stocksync.worker")
 
@@ -75,6 +76,7 @@ ANSWER_PREFIX = b"answer:"
 ENDED_PREFIX = b"ended:"
 ENDED = frozenset({ReplyStatus.CONFIRMED, ReplyStatus.RELEASED, ReplyStatus.EXPIRED})
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
+EXIT_OUTPUTS_LOST = 75  # EX_TEMPFAIL: restart the worker; nothing past its last commit is lost
 
 
 @lru_cache(maxsize=200_000)
@@ -245,7 +247,15 @@ class Worker:
                     observe(len(batch), elapsed, age)
             # Before faust may ack this batch (when the next one is asked for): every table
             # change, projection, alert, reply and dead letter it caused is on the broker.
-            await self.outputs.delivered()
+            try:
+                await self.outputs.delivered()
+            except OutputsNotDelivered as exc:
+                # Kafka refused records for good. Leaving the loop would not help: faust acks
+                # a batch when its generator is closed, so it would be committed without its
+                # outputs. Stop at once instead; a restart folds it again from the committed
+                # offset.
+                log.critical("outputs_not_delivered", error=str(exc), exit_code=EXIT_OUTPUTS_LOST)
+                os._exit(EXIT_OUTPUTS_LOST)
             self._persisted(self.outputs.take_changelog_offsets())
 
     def _persisted(self, offsets: dict[tuple[str, int], int]) -> None:
@@ -261,8 +271,12 @@ class Worker:
         """Fold a batch synchronously: rows are read once, written once, and every message it
         causes is queued in order on the outputs producer."""
         pending: dict[bytes, PendingRow] = {}
+        generation = self.app.consumer_generation_id
         for event in batch:
             message = event.message
+            if message.generation_id != generation:
+                self._leave_for_new_owner(message)
+                continue
             self._check_gap(message)
             try:
                 decoded = self._decode(message)
@@ -292,6 +306,20 @@ class Worker:
             stream._set_current_event(state.event)  # type: ignore[attr-defined]
             self._flush_row(key, state)
 
+    def _leave_for_new_owner(self, message: Any) -> None:
+        """A message fetched before a rebalance that reached the batch after it (faust's take
+        buffer can hold one): its partition may belong to another worker now, whose table and
+        changelog this one must not write. It is not folded and, unlike what faust would do,
+        not acked either: it is fetched again from the committed offset by whoever owns it."""
+        message.acked = True  # faust's ack of the batch then leaves its offset alone
+        self.app.consumer.unacked.discard(message)
+        log.info(
+            "stale_message_left",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+        )
+
     def _check_gap(self, message: Any) -> None:
         """Raise the alarm when input skips offsets: within one assignment a partition's
         messages arrive in offset order, each the one after the last (earlier ones come again
@@ -301,15 +329,22 @@ class Worker:
         tp = (message.topic, message.partition)
         generation = message.generation_id
         known = self._next_offsets.get(tp)
-        if known is not None and known[0] == generation and message.offset > known[1]:
+        if known is not None and known[0] == generation:
+            expected: int | None = known[1]
+        else:
+            # The first message of this assignment: it is the committed offset (the next to
+            # read) when faust knows it; before the partition's first commit it cannot be told.
+            committed = self.app.consumer._committed_offset  # type: ignore[attr-defined]
+            expected = committed.get(message.tp)
+        if expected is not None and message.offset > expected:
             self.counters["input_gaps"] += 1
             log.error(
                 "input_gap",
                 topic=message.topic,
                 partition=message.partition,
-                expected=known[1],
+                expected=expected,
                 received=message.offset,
-                missing=message.offset - known[1],
+                missing=message.offset - expected,
             )
         self._next_offsets[tp] = (generation, message.offset + 1)
 
@@ -347,13 +382,15 @@ class Worker:
             state.rewrite = True
             return
         encoded = encode_reply(reply)
+        # Written again for a retry or a redelivery too: the index's changelog records may
+        # have died with the old process (the row's are repaired by the rewrite).
+        state.answers[ANSWER_PREFIX + command.request_id.encode()] = encoded
+        if reply.status in ENDED:
+            state.answers[ENDED_PREFIX + reply.reservation_id.encode()] = encoded
         if not result.applied:
             state.rewrite = True  # a retry or a redelivery: repair the changelog, answer again
         else:
             state.dirty = True
-            state.answers[ANSWER_PREFIX + command.request_id.encode()] = encoded
-            if reply.status in ENDED:
-                state.answers[ENDED_PREFIX + reply.reservation_id.encode()] = encoded
             self.counters["commands"] += 1
             if reply.status in (ReplyStatus.HELD, ReplyStatus.EXTENDED):
                 heapq.heappush(

@@ -18,8 +18,10 @@ def keep_queued_input_on_resume(app: Any) -> None:
     a run of input was never folded (and, before any commit, its offsets could be committed
     past). Emptying the queues is needed only when flow goes from suspended to active: what is
     queued then belongs to the previous assignment. A resume while flow is already active now
-    keeps the queue. Guarded by tests/integration/test_reservation_crash.py (the table equals
-    a replay of the log after a SIGKILL mid-storm) and the worker's `input_gap` alarm.
+    keeps the queue. (The tables' changelog queue is managed the same way; with no standby
+    replicas it is only read during recovery.) Guarded by
+    tests/integration/test_reservation_crash.py (the table equals a replay of the log after a
+    SIGKILL mid-storm) and the worker's `input_gap` alarm.
     """
     flow = app.flow_control
     resume = flow.resume

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
 from stocksync.config import Settings
 
+FLUSH_REPORT_S = 10.0
+
+log = structlog.get_logger("stocksync.outputs")
+
 
 class OutputsNotDelivered(RuntimeError):
-    """Kafka refused records; the batch is not acknowledged, so it will be folded again."""
+    """Kafka refused records for good (after librdkafka's own retries): the worker stops
+    before the batch is acknowledged, so a restart folds it again."""
 
 
 class Outputs:
@@ -80,15 +86,19 @@ class Outputs:
                 self._producer.poll(0.01)
 
     async def delivered(self) -> None:
-        """Wait, off the event loop, until everything sent so far is acknowledged."""
-        if len(self._producer) == 0 and not self._failures:
-            return
-        await asyncio.get_running_loop().run_in_executor(None, self._producer.flush, 60.0)
-        if len(self._producer) or self._failures:
+        """Wait, off the event loop, until everything sent so far is acknowledged. While Kafka
+        is unreachable this keeps waiting (librdkafka keeps retrying), saying so every
+        FLUSH_REPORT_S; records Kafka refused for good raise OutputsNotDelivered."""
+        loop = asyncio.get_running_loop()
+        waited = 0.0
+        while len(self._producer) and not self._failures:
+            await loop.run_in_executor(None, self._producer.flush, FLUSH_REPORT_S)
+            if len(self._producer):
+                waited += FLUSH_REPORT_S
+                log.warning("outputs_waiting", queued=len(self._producer), seconds=waited)
+        if self._failures:
             failures, self._failures = self._failures, []
-            raise OutputsNotDelivered(
-                f"{len(self._producer)} record(s) still queued, failures: {failures[:3]}"
-            )
+            raise OutputsNotDelivered(f"{len(failures)} record(s) refused, first: {failures[:3]}")
 
     def take_changelog_offsets(self) -> dict[tuple[str, int], int]:
         """The newest acknowledged changelog offset per partition since the last call."""

@@ -15,6 +15,8 @@ import pytest
 
 from stocksync.channels.producer import ChannelProducer
 from stocksync.domain.events import EventKind
+from stocksync.domain.reservations import MAX_ANSWERS
+from streams.app import murmur2_partition
 from tests.integration.reservation_clients import reserve_once
 from tests.integration.support import (
     WorkerProcess,
@@ -25,6 +27,7 @@ from tests.integration.support import (
 )
 
 SKUS = [f"TWO-{i:02d}" for i in range(24)]
+OLD_RETRY_SKU = "TWO-OLD-RETRY"
 
 
 @pytest.fixture()
@@ -77,6 +80,7 @@ def test_either_worker_answers_for_every_sku(pair: tuple[WorkerProcess, WorkerPr
     with ChannelProducer(a.settings.bootstrap_servers, "wms", a.settings.topics) as wms:
         for i, sku in enumerate(SKUS):
             wms.emit(EventKind.RECEIVED, sku, "dc-2", 10 + i)
+        wms.emit(EventKind.RECEIVED, OLD_RETRY_SKU, "dc-2", 200)
 
     # then each worker answers for every SKU, its own and the other's, with the same numbers
     for i, sku in enumerate(SKUS):
@@ -108,6 +112,19 @@ def test_either_worker_answers_for_every_sku(pair: tuple[WorkerProcess, WorkerPr
             assert (status, got["status"], got["sku"]) == (200, "held", sku), worker.url
         status, released = request(other, "DELETE", f"/v1/reservations/{key}")
         assert status == 200 and released["status"] == "released", released
+
+    # and a retry sent to the worker that does not own the SKU, older than the owner's row
+    # remembers answers for, gets its first answer and takes no second hold
+    owned_by_a = murmur2_partition(OLD_RETRY_SKU.encode(), a.settings.partitions) in partitions(a)
+    owner, elsewhere = (a, b) if owned_by_a else (b, a)
+    body = {"channel": "web", "sku": OLD_RETRY_SKU, "quantity": 2}
+    status, first = reserve_once(elsewhere.url, body, "two-old")
+    assert status == 201, first
+    assert request(elsewhere, "POST", "/v1/reservations/two-old/confirm")[0] == 200
+    for i in range(MAX_ANSWERS + 6):
+        assert reserve_once(elsewhere.url, {**body, "quantity": 1}, f"two-newer-{i}")[0] == 201
+    assert reserve_once(elsewhere.url, body, "two-old") == (201, first)
+    assert owner.atp(OLD_RETRY_SKU)[1]["locations"]["dc-2"]["reserved"] == 2 + MAX_ANSWERS + 6
 
     # when one worker stops, the other takes every partition over and still answers for all
     b.stop(signal.SIGTERM)

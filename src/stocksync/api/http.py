@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stocksync.api.auth import ApiKeys, auth_middleware, forbid_channel, require_admin, scope_of
 from stocksync.api.metrics import Metrics, add_metrics_route
 from stocksync.api.responses import error, json_response
-from stocksync.api.routing import KeyOwners, Router
+from stocksync.api.routing import ROUTER_KEY, KeyOwners, Router
 from stocksync.api.views import sku_channel_view, sku_view
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
@@ -205,6 +205,7 @@ def build_http_app(
         middlewares.append(router.find_elsewhere())
     app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
     if router is not None:
+        app[ROUTER_KEY] = router  # reservations are decided next to their SKU's owner too
         app.on_cleanup.append(router.close)
     if metrics is not None:
         add_metrics_route(app, metrics)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stocksync.api.auth import forbid_channel
 from stocksync.api.responses import error, json_response
+from stocksync.api.routing import FORWARD_TIMEOUT_S, ROUTER_KEY, SERVED_BY_HEADER
 from stocksync.domain.reservations import (
     CommandKind,
     ReplyStatus,
@@ -124,8 +125,11 @@ def add_reservation_routes(
 ) -> None:
     """`on_outcome(action, outcome)` counts what each request ended as (metrics)."""
 
+    router = app.get(ROUTER_KEY)
+
     def counted(action: str, response: web.Response) -> web.Response:
-        if on_outcome is not None:
+        # a request forwarded to the SKU's owner is counted there, where it was decided
+        if on_outcome is not None and SERVED_BY_HEADER not in response.headers:
             outcome = {201: "held", 200: "ok", 409: "conflict", 504: "timeout"}.get(
                 response.status, "rejected" if response.status < 500 else "error"
             )
@@ -178,6 +182,15 @@ def add_reservation_routes(
         key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
         if len(key) > IDEMPOTENCY_KEY_MAX or ":" in key:
             return error(400, "invalid_request", "Idempotency-Key: at most 200 characters, no ':'")
+        if router is not None and (owner := router.owner_for(request, body.sku)) is not None:
+            # The owner's reservation index knows every request already decided for the SKU.
+            forwarded = await router.forward(
+                request, owner, await request.read(), timeout_s=timeout + FORWARD_TIMEOUT_S
+            )
+            if forwarded.status != 503:
+                return forwarded
+            # Its HTTP API is unreachable: decide through Kafka from here (the owner's row
+            # still answers a recent retry).
         outcome = await decided(
             ReservationCommand(
                 request_id=key,

@@ -21,6 +21,7 @@ from stocksync.api.responses import error
 FORWARDED_HEADER = "X-Stocksync-Forwarded"
 PASSED_HEADERS = ("Authorization", "X-API-Key", "Content-Type", "Idempotency-Key")
 FORWARD_TIMEOUT_S = 5.0
+SERVED_BY_HEADER = "X-Stocksync-Served-By"
 
 
 class KeyOwners(Protocol):
@@ -62,21 +63,29 @@ class Router:
             await self._session.close()
 
     async def forward(
-        self, request: web.Request, owner: str, body: bytes | None = None
+        self,
+        request: web.Request,
+        owner: str,
+        body: bytes | None = None,
+        timeout_s: float = FORWARD_TIMEOUT_S,
     ) -> web.Response:
         headers = {h: request.headers[h] for h in PASSED_HEADERS if h in request.headers}
         headers[FORWARDED_HEADER] = "1"
         url = f"{owner}{request.rel_url}"
         try:
             async with self.session().request(
-                request.method, url, headers=headers, data=body
+                request.method,
+                url,
+                headers=headers,
+                data=body,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as resp:
                 payload = await resp.read()
                 return web.Response(
                     status=resp.status,
                     body=payload,
                     content_type=resp.content_type,
-                    headers={"X-Stocksync-Served-By": owner},
+                    headers={SERVED_BY_HEADER: owner},
                 )
         except (TimeoutError, aiohttp.ClientError) as exc:
             return error(
@@ -124,3 +133,6 @@ class Router:
                 )
             answer = await resp.json()
         return answer["items"], answer["unknown"]
+
+
+ROUTER_KEY = web.AppKey("stocksync_router", Router)
