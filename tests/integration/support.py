@@ -219,10 +219,16 @@ def read_log(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
 
 
 def read_records(
-    bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0
+    bootstrap: str,
+    topic: str,
+    expect: int | None = None,
+    timeout: float = 30.0,
+    config: dict[str, Any] | None = None,
 ) -> list[tuple[bytes | None, bytes | None, int]]:
+    """`config`: more librdkafka settings (credentials for a secured broker)."""
     consumer = Consumer(
         {
+            **(config or {}),
             "bootstrap.servers": bootstrap,
             "group.id": f"test-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,

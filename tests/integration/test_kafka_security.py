@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -30,16 +32,27 @@ from stocksync.channels.producer import ChannelProducer, DeliveryFailed
 from stocksync.config import Settings
 from stocksync.domain.events import EventKind
 from tests.integration.reservation_clients import reserve_once
-from tests.integration.support import REPO, WorkerProcess, throwaway_broker, unique_settings
+from tests.integration.support import (
+    REPO,
+    WorkerProcess,
+    read_records,
+    throwaway_broker,
+    unique_settings,
+    wait_for,
+)
 
 WORKER_USER, WORKER_PASSWORD = "stocksync", "worker-secret"
 WEB_USER, WEB_PASSWORD = "channel-web", "web-secret"
+LIMITED_USER, LIMITED_PASSWORD = "stocksync-limited", "limited-secret"
 SKU = "SEC-1"
 
 
 @pytest.fixture(scope="module")
 def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    users = f"{WORKER_USER}:{WORKER_PASSWORD},{WEB_USER}:{WEB_PASSWORD}"
+    users = (
+        f"{WORKER_USER}:{WORKER_PASSWORD},{WEB_USER}:{WEB_PASSWORD},"
+        f"{LIMITED_USER}:{LIMITED_PASSWORD}"
+    )
     home = tmp_path_factory.mktemp("scram-kafka")
     with throwaway_broker(home, STOCKSYNC_KAFKA_SCRAM_USERS=users) as bootstrap:
         yield bootstrap
@@ -139,3 +152,88 @@ def test_wrong_credentials_stop_the_cli_with_the_reason(
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert "authentication" in done.stderr.lower(), done.stderr[-2000:]
+
+
+def test_a_worker_whose_records_kafka_refuses_stops_before_losing_any(
+    scram_broker: str, tmp_path: Path
+) -> None:
+    admin_settings = as_user(
+        unique_settings(scram_broker, tmp_path / "state"), WORKER_USER, WORKER_PASSWORD
+    )
+    admin = AdminClient(admin_settings.librdkafka_config())
+    principal = f"User:{LIMITED_USER}"
+    dead_letter = admin_settings.topics.dead_letter
+    # given a worker allowed everything but writing the dead-letter topic
+    allowed = [
+        AclBinding(
+            kind,
+            name,
+            ResourcePatternType.LITERAL,
+            principal,
+            "*",
+            AclOperation.ALL,
+            AclPermissionType.ALLOW,
+        )
+        for kind, name in (
+            (ResourceType.TOPIC, "*"),
+            (ResourceType.GROUP, "*"),
+            (ResourceType.BROKER, "kafka-cluster"),
+        )
+    ]
+    denied = AclBinding(
+        ResourceType.TOPIC,
+        dead_letter,
+        ResourcePatternType.LITERAL,
+        principal,
+        "*",
+        AclOperation.WRITE,
+        AclPermissionType.DENY,
+    )
+    for future in admin.create_acls([*allowed, denied]).values():
+        future.result(timeout=30)
+    worker = WorkerProcess(
+        as_user(admin_settings, LIMITED_USER, LIMITED_PASSWORD), tmp_path / "worker.log"
+    ).start()
+    try:
+        # when a message that must go to the dead-letter topic arrives, then a good event
+        raw = Producer(admin_settings.librdkafka_config())
+        raw.produce(admin_settings.topics.stock_events, key=b"REFUSED-1", value=b"not avro")
+        raw.flush(30)
+        with ChannelProducer(
+            scram_broker, "wms", admin_settings.topics, admin_settings.librdkafka_config()
+        ) as wms:
+            wms.emit(EventKind.RECEIVED, "REFUSED-1", "dc-2", 5)
+
+        # then the worker stops with exit code 75 and Kafka's reason, acknowledging nothing
+        process = worker.process
+        assert process is not None
+        wait_for(lambda: process.poll() is not None, 60, "the worker to stop")
+        assert process.returncode == 75, worker.tail()
+        log_text = worker.log_path.read_text(errors="replace")
+        assert "outputs_not_delivered" in log_text and "authoriz" in log_text.lower()
+
+        # and once the ACL is fixed, a restart dead-letters the message and folds the event
+        deny_filter = AclBindingFilter(
+            ResourceType.TOPIC,
+            dead_letter,
+            ResourcePatternType.LITERAL,
+            principal,
+            "*",
+            AclOperation.WRITE,
+            AclPermissionType.DENY,
+        )
+        for future in admin.delete_acls([deny_filter]).values():
+            future.result(timeout=30)
+        worker.start()
+        assert worker.wait_revision("REFUSED-1", 1)["locations"]["dc-2"]["on_hand"] == 5
+        assert (
+            len(
+                read_records(
+                    scram_broker, dead_letter, expect=1, config=admin_settings.librdkafka_config()
+                )
+            )
+            == 1
+        )
+    finally:
+        if worker.process and worker.process.poll() is None:
+            worker.stop(signal.SIGTERM)
