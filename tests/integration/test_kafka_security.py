@@ -180,7 +180,7 @@ def test_a_worker_whose_records_kafka_refuses_stops_before_losing_any(
             (ResourceType.BROKER, "kafka-cluster"),
         )
     ]
-    denied = AclBinding(
+    deny = (
         ResourceType.TOPIC,
         dead_letter,
         ResourcePatternType.LITERAL,
@@ -189,7 +189,7 @@ def test_a_worker_whose_records_kafka_refuses_stops_before_losing_any(
         AclOperation.WRITE,
         AclPermissionType.DENY,
     )
-    for future in admin.create_acls([*allowed, denied]).values():
+    for future in admin.create_acls([*allowed, AclBinding(*deny)]).values():
         future.result(timeout=30)
     worker = WorkerProcess(
         as_user(admin_settings, LIMITED_USER, LIMITED_PASSWORD), tmp_path / "worker.log"
@@ -213,16 +213,7 @@ def test_a_worker_whose_records_kafka_refuses_stops_before_losing_any(
         assert "outputs_not_delivered" in log_text and "authoriz" in log_text.lower()
 
         # and once the ACL is fixed, a restart dead-letters the message and folds the event
-        deny_filter = AclBindingFilter(
-            ResourceType.TOPIC,
-            dead_letter,
-            ResourcePatternType.LITERAL,
-            principal,
-            "*",
-            AclOperation.WRITE,
-            AclPermissionType.DENY,
-        )
-        for future in admin.delete_acls([deny_filter]).values():
+        for future in admin.delete_acls([AclBindingFilter(*deny)]).values():
             future.result(timeout=30)
         worker.start()
         assert worker.wait_revision("REFUSED-1", 1)["locations"]["dc-2"]["on_hand"] == 5
