@@ -31,6 +31,7 @@ import aiohttp
 from bench.common import percentile, progress, write_result
 from bench.harness import broker, cpu_seconds, new_worker, produce_all, retail_events
 from stocksync.provision import ensure_topics
+from tests.integration.support import scrape
 
 
 async def drive(
@@ -83,20 +84,13 @@ async def drive(
 
 def handler_buckets(url: str, route: str) -> dict[float, float]:
     """Cumulative counts of the worker's own HTTP latency histogram for one route (seconds)."""
-    import urllib.request
-
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    buckets: dict[float, float] = {}
-    for line in text.splitlines():
-        if (
-            line.startswith("stocksync_http_request_duration_seconds_bucket")
-            and f'route="{route}"' in line
-            and 'status="200"' in line
-        ):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
-    return buckets
+    return {
+        float(sample.labels["le"]): sample.value
+        for sample in scrape(url)
+        if sample.name == "stocksync_http_request_duration_seconds_bucket"
+        and sample.labels.get("route") == route
+        and sample.labels.get("status") == "200"
+    }
 
 
 def handler_p99_ms(before: dict[float, float], after: dict[float, float]) -> float:

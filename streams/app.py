@@ -198,10 +198,15 @@ class Worker:
         self.table = self._bytes_table(ATP_TABLE, cache_mb=settings.rocksdb_cache_mb)
         self.history = self._bytes_table(HISTORY_TABLE, cache_mb=8)
         self.reservation_index = self._bytes_table(RESERVATION_INDEX_TABLE, cache_mb=8)
-        # changelog topic -> the table's store, to record what the changelog holds (see _persisted)
-        self._stores = {
-            table.changelog_topic.get_topic_name(): table.data
+        # changelog topic -> the table's RocksDB store: rows are written through _put
+        self._atp_log, self._history_log, self._index_log = (
+            table.changelog_topic.get_topic_name()
             for table in (self.table, self.history, self.reservation_index)
+        )
+        self._stores = {
+            self._atp_log: self.table.data,
+            self._history_log: self.history.data,
+            self._index_log: self.reservation_index.data,
         }
         self.app.agent(self.events_topic, name="fold_events")(self.fold_events)
         self.app.timer(EXPIRY_CHECK_SECONDS)(self.expire_due_holds)
@@ -411,22 +416,22 @@ class Worker:
             self.counters["alerts"] += 1
             state.alerts.append(encode_alert(effect, revision))
 
-    def _put(self, table: Any, key: bytes, value: bytes, partition: int) -> None:
+    def _put(self, changelog: str, key: bytes, value: bytes, partition: int) -> None:
         """Write a table row: into the partition's RocksDB (faust's store picks the partition
         of the current event) and to its changelog, sent with the batch's other outputs."""
-        table.data[key] = value
-        self.outputs.send_changelog(table.changelog_topic.get_topic_name(), partition, key, value)
+        self._stores[changelog][key] = value
+        self.outputs.send_changelog(changelog, partition, key, value)
 
     def _flush_row(self, key: bytes, state: PendingRow) -> None:
         partition = state.event.message.partition
         if state.dirty and state.row is not None:
-            self._put(self.table, key, row_to_bytes(state.row), partition)
+            self._put(self._atp_log, key, row_to_bytes(state.row), partition)
             if state.history:
                 self._append_history(key, state.history, partition)
         elif state.rewrite and state.stored is not None:
-            self._put(self.table, key, state.stored, partition)
+            self._put(self._atp_log, key, state.stored, partition)
         for index_key, encoded in state.answers.items():
-            self._put(self.reservation_index, index_key, encoded, partition)
+            self._put(self._index_log, index_key, encoded, partition)
         initial = state.initial_published
         for channel, change in state.projections.items():
             if not state.rewrite and initial.get(channel) == (
@@ -499,7 +504,7 @@ class Worker:
         stored = self.history.get(key)
         kept = history_decoder.decode(stored) if stored else []
         kept.extend(entries)
-        self._put(self.history, key, history_encoder.encode(kept[-HISTORY_DEPTH:]), partition)
+        self._put(self._history_log, key, history_encoder.encode(kept[-HISTORY_DEPTH:]), partition)
 
     # -- reservation expiry -----------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from stocksync.config import Settings, load_settings
 from stocksync.provision import ensure_topics
@@ -89,6 +90,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "STOCKSYNC_LOG_LEVEL": "info",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def scrape(url: str) -> list[Sample]:
+    """Every sample of a worker's GET /metrics."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
 def http_json(url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
@@ -184,14 +192,7 @@ class WorkerProcess:
 
     def metrics(self) -> dict[str, float]:
         """The worker's Prometheus samples without labels, by sample name."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        return {
-            sample.name: sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if not sample.labels
-        }
+        return {sample.name: sample.value for sample in scrape(self.url) if not sample.labels}
 
     def batch(self, skus: list[str]) -> dict[str, Any]:
         status, body = http_json(f"{self.url}/v1/atp/batch", {"skus": skus})
