@@ -125,7 +125,15 @@ class Settings(BaseSettings):
         "before joining the group (faster cold starts; every partition, not only the owned)",
     )
     rocksdb_cache_mb: int = Field(64, ge=8, description="RocksDB block cache per partition")
-    batch_max: int = Field(1000, ge=1, le=100_000, description="Most events folded per batch")
+    batch_max: int = Field(
+        5000, ge=1, le=100_000, description="Most events fetched (and then folded) at once"
+    )
+    history_per_sku: int = Field(
+        50, ge=1, le=10_000, description="Audit records kept per SKU (GET .../history)"
+    )
+    history_max_age_days: int = Field(
+        30, ge=1, description="Audit records older than this (event time) are not shown"
+    )
     batch_within_s: float = Field(
         0.002, gt=0, le=5, description="Longest wait to fill a batch (adds to latency)"
     )

@@ -1,7 +1,8 @@
 """aiohttp handlers of the ATP API. The worker supplies an AtpReader; this module knows no faust.
 
 GET  /v1/atp/{sku}[?channel=c]   one SKU, every location and channel (or one channel)
-GET  /v1/atp/{sku}/history       recent applied events, quantities after each, why channels moved
+GET  /v1/atp/{sku}/history[?limit=&before=]  applied events, newest first, a page at a time:
+                                 quantities after each, why channels moved
 POST /v1/atp/batch               {"skus": [...], "channel": optional} -> many SKUs at once
 GET  /healthz                    process is up
 GET  /readyz                     200 once partitions are assigned and the table recovered
@@ -29,8 +30,11 @@ from stocksync.api.routing import ROUTER_KEY, KeyOwners, Router
 from stocksync.api.views import sku_channel_view, sku_view
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
+from stocksync.service.history import HistoryPage
 
 MAX_BATCH = 1000
+MAX_HISTORY_PAGE = 200
+DEFAULT_HISTORY_PAGE = 20
 MAX_BODY_BYTES = 256 * 1024
 
 
@@ -39,7 +43,9 @@ class AtpReader(Protocol):
 
     def topology(self) -> Topology: ...
 
-    def history_of(self, sku: str) -> list[dict[str, Any]] | None: ...
+    def history_of(
+        self, sku: str, limit: int = DEFAULT_HISTORY_PAGE, before: int | None = None
+    ) -> HistoryPage | None: ...
 
     def health(self) -> dict[str, Any]: ...
 
@@ -48,6 +54,23 @@ class BatchLookup(BaseModel):
     model_config = ConfigDict(extra="forbid")
     skus: list[str] = Field(min_length=1, max_length=MAX_BATCH)
     channel: str | None = None
+
+
+def _int_param(
+    request: web.Request, name: str, default: int | None, low: int, high: int | None
+) -> int | web.Response | None:
+    """A whole-number query parameter within [low, high], or the 400 that says why not."""
+    text = request.query.get(name)
+    if text is None:
+        return default
+    bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        return error(400, "bad_parameter", f"{name} must be a whole number {bound}, not {text!r}")
+    return value
 
 
 def _check_channel(topology: Topology, channel: str | None) -> web.Response | None:
@@ -135,10 +158,18 @@ def build_http_app(
         sku = request.match_info["sku"]
         if router is not None and (owner := router.owner_for(request, sku)) is not None:
             return await router.forward(request, owner)
-        entries = reader.history_of(sku)
-        if entries is None:
+        limit = _int_param(request, "limit", DEFAULT_HISTORY_PAGE, 1, MAX_HISTORY_PAGE)
+        before = _int_param(request, "before", None, 1, None)
+        if isinstance(limit, web.Response):
+            return limit
+        if isinstance(before, web.Response):
+            return before
+        page = reader.history_of(sku, DEFAULT_HISTORY_PAGE if limit is None else limit, before)
+        if page is None:
             return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
-        return json_response({"sku": sku, "entries": entries})
+        return json_response(
+            {"sku": sku, "entries": page.entries, "next_before": page.next_before}
+        )
 
     async def batch_atp(request: web.Request) -> web.Response:
         try:

@@ -2,8 +2,9 @@
 replies, dead letters), sent with librdkafka: faust's producer costs about a hundred
 microseconds of Python per record, librdkafka a couple.
 
-Nothing is lost: fold_events waits for every record of a batch to be acknowledged before it
-asks faust for the next batch, and faust acks (then commits) a batch's offsets only then.
+The batch fold's OutputSink. Nothing is lost: the worker waits for every record of a batch to
+be acknowledged before it asks faust for the next batch, and faust acks (then commits) a
+batch's offsets only then.
 Table changelogs go this way too, not through faust's producer: faust flushes its producer
 before committing, but that flush gives up after 0.1 s without progress
 (`ProducerBuffer.flush_atmost`), so under load it committed input offsets past changelog
@@ -13,11 +14,13 @@ records still in its buffer, and a SIGKILL then lost table changes for good.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
 from stocksync.config import Settings
+from stocksync.service.ports import Table
 
 FLUSH_REPORT_S = 10.0
 
@@ -30,7 +33,8 @@ class OutputsNotDelivered(RuntimeError):
 
 
 class Outputs:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, changelogs: Mapping[Table, str]) -> None:
+        self._changelogs = dict(changelogs)
         self._producer = Producer(
             {
                 **settings.librdkafka_config(),
@@ -64,9 +68,9 @@ class Outputs:
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
         self._produce(topic, key, value, None)
 
-    def send_changelog(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
+    def send_changelog(self, table: Table, partition: int, key: bytes, value: bytes) -> None:
         """A table change, on the changelog partition of the input partition it came from."""
-        self._produce(topic, key, value, partition)
+        self._produce(self._changelogs[table], key, value, partition)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
         while True:

@@ -1,0 +1,1 @@
+"""The real implementations of the service layer's ports: Kafka and RocksDB."""

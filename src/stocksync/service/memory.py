@@ -1,0 +1,45 @@
+"""In-memory implementations of the ports, for unit tests and tools: they behave as the
+RocksDB store and the Kafka sink do, without either."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from stocksync.service.ports import Table
+
+
+@dataclass
+class MemoryRowStore:
+    data: dict[tuple[Table, int], dict[bytes, bytes]] = field(default_factory=dict)
+
+    def get(self, table: Table, partition: int, key: bytes) -> bytes | None:
+        return self.data.get((table, partition), {}).get(key)
+
+    def write(self, table: Table, partition: int, items: Iterable[tuple[bytes, bytes]]) -> None:
+        self.data.setdefault((table, partition), {}).update(items)
+
+    def table(self, table: Table) -> dict[bytes, bytes]:
+        """Every key of a table, over all partitions."""
+        out: dict[bytes, bytes] = {}
+        for (name, _partition), items in sorted(self.data.items()):
+            if name is table:
+                out.update(items)
+        return out
+
+
+@dataclass
+class MemorySink:
+    """Records in the order sent: (topic, key, value) and (table, partition, key, value)."""
+
+    sent: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    changelog: list[tuple[Table, int, bytes, bytes]] = field(default_factory=list)
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self.sent.append((topic, key, value))
+
+    def send_changelog(self, table: Table, partition: int, key: bytes, value: bytes) -> None:
+        self.changelog.append((table, partition, key, value))
+
+    def to(self, topic: str) -> list[tuple[bytes | None, bytes]]:
+        return [(key, value) for name, key, value in self.sent if name == topic]
