@@ -46,9 +46,11 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[index]
 
 
-def write_result(name: str, figures: dict[str, Any], params: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(
+    name: str, figures: dict[str, Any], params: dict[str, Any], results: Path = RESULTS
+) -> Path:
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
     path.write_text(
         json.dumps({"benchmark": name, "machine": machine(), "params": params, **figures}, indent=2)
         + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,17 @@ from stocksync.codec.schemas import SchemaRegistry, UnknownSchema, registry, sch
 from stocksync.domain.effects import ChannelQuantityChanged
 from stocksync.domain.events import EventKind as K
 from stocksync.domain.events import InvalidEvent
+from stocksync.domain.limits import (
+    CHANNEL_MAX,
+    EVENT_ID_MAX,
+    LOCATION_MAX,
+    QUANTITY_MAX,
+    REASON_MAX,
+    REQUEST_ID_MAX,
+    RESERVATION_ID_MAX,
+    SKU_MAX,
+    SOURCE_MAX,
+)
 
 SCHEMAS = schemas_dir()
 INDEX = json.loads((SCHEMAS / "registry.json").read_text())["schemas"]
@@ -105,6 +117,164 @@ def test_well_formed_event_that_makes_no_sense_is_invalid(changes, named) -> Non
     payload = encode_latest(sale_record(**changes), SALE_SUBJECT)
     with pytest.raises(InvalidEvent, match=named):
         decode_event(payload)
+
+
+# --- size limits (BRIEF §3: a field over its length limit is dead-lettered) ----------------
+
+# (field, limit, record changes that make the field meaningful); counterpart_location is
+# StockEvent v2 only
+EVENT_STRING_LIMITS = [
+    ("event_id", EVENT_ID_MAX, {}),
+    ("source", SOURCE_MAX, {}),
+    ("sku", SKU_MAX, {}),
+    ("location", LOCATION_MAX, {}),
+    ("reason", REASON_MAX, {}),
+    ("counterpart_location", LOCATION_MAX, {"type": "TRANSFER_OUT"}),
+]
+
+
+def stock_record(**changes: Any) -> dict[str, Any]:
+    return sale_record(**{"type": "RECEIVED", **changes})
+
+
+def every_event_version() -> list[Any]:
+    return [*registry().versions(STOCK_SUBJECT), *registry().versions(SALE_SUBJECT)]
+
+
+def event_payloads(field: str, value: str, changes: dict[str, Any]) -> list[bytes]:
+    """The field set to value, written with every kept version that has the field."""
+    payloads = []
+    for version in every_event_version():
+        if field not in {f["name"] for f in version.definition["fields"]}:
+            continue
+        make = stock_record if version.subject == STOCK_SUBJECT else sale_record
+        payloads.append(encode(make(**{field: value, **changes}), version))
+    return payloads
+
+
+@pytest.mark.parametrize(("field", "limit", "changes"), EVENT_STRING_LIMITS)
+def test_an_event_string_at_its_limit_is_applied(field, limit, changes) -> None:
+    payloads = event_payloads(field, "x" * limit, changes)
+    assert payloads
+    for payload in payloads:
+        assert getattr(decode_event(payload), field) == "x" * limit
+
+
+@pytest.mark.parametrize(("field", "limit", "changes"), EVENT_STRING_LIMITS)
+def test_an_event_string_one_over_its_limit_is_invalid_naming_the_field_and_limit(
+    field, limit, changes
+) -> None:
+    for payload in event_payloads(field, "x" * (limit + 1), changes):
+        with pytest.raises(InvalidEvent) as caught:
+            decode_event(payload)
+        assert str(caught.value) == f"{field} is {limit + 1} characters, the limit is {limit}"
+
+
+# The subjects producers write to the worker's input topics, and the limit of each string.
+INPUT_STRING_LIMITS: dict[str, dict[str, int]] = {
+    STOCK_SUBJECT: {
+        "event_id": EVENT_ID_MAX,
+        "source": SOURCE_MAX,
+        "sku": SKU_MAX,
+        "location": LOCATION_MAX,
+        "reason": REASON_MAX,
+        "counterpart_location": LOCATION_MAX,
+    },
+    SALE_SUBJECT: {
+        "event_id": EVENT_ID_MAX,
+        "source": SOURCE_MAX,
+        "sku": SKU_MAX,
+        "location": LOCATION_MAX,
+        "reason": REASON_MAX,
+    },
+    "reservation-command": {
+        "request_id": REQUEST_ID_MAX,
+        "sku": SKU_MAX,
+        "reservation_id": RESERVATION_ID_MAX,
+        "channel": CHANNEL_MAX,
+        "location": LOCATION_MAX,
+    },
+}
+UNBOUNDED = {"string", "bytes", "array", "map"}
+
+
+def has_unbounded_type(schema: Any) -> bool:
+    if isinstance(schema, list):
+        return any(has_unbounded_type(s) for s in schema)
+    if isinstance(schema, dict):
+        return schema["type"] in UNBOUNDED or (
+            schema["type"] == "record"
+            and any(has_unbounded_type(f["type"]) for f in schema["fields"])
+        )
+    return schema in UNBOUNDED
+
+
+@pytest.mark.parametrize("subject", sorted(INPUT_STRING_LIMITS))
+def test_every_string_of_every_kept_input_version_has_a_limit(subject: str) -> None:
+    # a new version adding a string (or bytes, array, map) must add its limit too
+    for version in registry().versions(subject):
+        unbounded = {
+            f["name"] for f in version.definition["fields"] if has_unbounded_type(f["type"])
+        }
+        assert unbounded <= set(INPUT_STRING_LIMITS[subject]), (version.file, unbounded)
+    assert set(INPUT_STRING_LIMITS[subject]) == {
+        f["name"]
+        for v in registry().versions(subject)
+        for f in v.definition["fields"]
+        if has_unbounded_type(f["type"])
+    }
+
+
+def test_the_limits_in_schemas_readme_are_the_enforced_ones() -> None:
+    text = (SCHEMAS / "README.md").read_text()
+    section = text[text.index("## 3a. Size limits") : text.index("## 4. ")]
+    documented: dict[str, dict[str, int]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        limit = re.fullmatch(r"(\d+) characters", cells[2]) if len(cells) == 4 else None
+        if limit is None:
+            continue
+        assert cells[3].startswith("dead letter, `invalid`"), line
+        for subject in re.findall(r"`([a-z-]+)`", cells[0]):
+            documented.setdefault(subject, {})[cells[1].strip("`")] = int(limit.group(1))
+    assert documented == INPUT_STRING_LIMITS
+
+
+def test_a_reason_over_256_characters_is_invalid_with_the_field_named() -> None:
+    payload = encode_latest(sale_record(reason="r" * 1_048_576), SALE_SUBJECT)
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(payload)
+    # the reason of the dead letter names the field and the limit, without the megabyte
+    assert str(caught.value) == "reason is 1048576 characters, the limit is 256"
+
+
+def test_limits_count_characters_not_utf8_bytes() -> None:
+    sku = "Ä" * SKU_MAX  # 256 bytes of UTF-8
+    assert decode_event(encode_latest(sale_record(sku=sku), SALE_SUBJECT)).sku == sku
+    with pytest.raises(InvalidEvent, match=f"sku is {SKU_MAX + 1} characters"):
+        decode_event(encode_latest(sale_record(sku=sku + "Ä"), SALE_SUBJECT))
+
+
+@pytest.mark.parametrize("quantity", [QUANTITY_MAX, -QUANTITY_MAX])
+def test_an_adjustment_at_the_quantity_limit_is_applied(quantity: int) -> None:
+    payload = encode_latest(stock_record(type="ADJUSTED", quantity=quantity), STOCK_SUBJECT)
+    assert decode_event(payload).quantity == quantity
+
+
+@pytest.mark.parametrize(
+    ("kind", "quantity"),
+    [
+        ("ADJUSTED", QUANTITY_MAX + 1),
+        ("ADJUSTED", -QUANTITY_MAX - 1),
+        ("COUNTED", QUANTITY_MAX + 1),
+        ("RECEIVED", 2**63 - 1),
+    ],
+)
+def test_a_quantity_beyond_the_limit_is_invalid_naming_the_limit(kind: str, quantity: int) -> None:
+    payload = encode_latest(stock_record(type=kind, quantity=quantity), STOCK_SUBJECT)
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(payload)
+    assert str(caught.value) == f"quantity {quantity} is beyond the limit of ±{QUANTITY_MAX}"
 
 
 def test_projection_on_the_event_topic_is_not_an_inventory_event() -> None:

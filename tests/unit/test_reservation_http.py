@@ -25,6 +25,7 @@ from stocksync.domain.reservations import (
 )
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
+from stocksync.service.history import HistoryPage
 
 TIMEOUT = 0.5
 ENDED = (ReplyStatus.CONFIRMED, ReplyStatus.RELEASED, ReplyStatus.EXPIRED)
@@ -80,7 +81,9 @@ class DomainReservations:
     def topology(self) -> Topology:
         return TOPOLOGY
 
-    def history_of(self, sku: str) -> list[dict[str, Any]] | None:
+    def history_of(
+        self, sku: str, limit: int = 20, before: int | None = None
+    ) -> HistoryPage | None:
         return None
 
     def health(self) -> dict[str, Any]:

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from builders import OUTSIDE, SKU, TOPOLOGY, command, ev, of_type, reserve, stock, stocked
+from test_reservation_http import call, post_reserve, stocked_service
 
 from stocksync.codec.avro import decode
 from stocksync.codec.reservations import (
@@ -19,16 +22,26 @@ from stocksync.codec.rows import row_from_bytes, row_to_bytes
 from stocksync.domain.effects import ChannelQuantityChanged
 from stocksync.domain.events import EventKind as K
 from stocksync.domain.fold import apply_event
+from stocksync.domain.limits import (
+    CHANNEL_MAX,
+    LOCATION_MAX,
+    REQUEST_ID_MAX,
+    RESERVATION_ID_MAX,
+    SKU_MAX,
+    TIME_MS_MAX,
+)
 from stocksync.domain.reservations import (
     MAX_ANSWERS,
     CommandKind,
     CommandResult,
+    InvalidCommand,
     ReplyStatus,
     ReservationCommand,
     ReservationReply,
     apply_command,
     choose_location,
     expired_holds,
+    validate_command,
 )
 from stocksync.domain.state import Hold, SkuRow, channel_atp
 
@@ -562,3 +575,141 @@ def test_reply_survives_the_avro_round_trip() -> None:
 def test_reply_survives_the_tuple_kept_in_the_row() -> None:
     reply = run(stocked(("dc-1", 10)), reserve(4)).reply
     assert ReservationReply.from_tuple(reply.request_id, SKU, reply.as_tuple()) == reply
+
+
+# --- size limits (BRIEF §3: a field over its length limit is dead-lettered) ----------------
+
+COMMAND_STRING_LIMITS = [
+    ("request_id", REQUEST_ID_MAX),
+    ("sku", SKU_MAX),
+    ("reservation_id", RESERVATION_ID_MAX),
+    ("channel", CHANNEL_MAX),
+    ("location", LOCATION_MAX),
+]
+
+
+def decoded(cmd: ReservationCommand) -> ReservationCommand:
+    """The command as the worker reads it from the log."""
+    subject, record = decode(encode_command(cmd))
+    assert subject == COMMAND_SUBJECT
+    return command_from_record(record)
+
+
+def with_field(field: str, value: object) -> ReservationCommand:
+    return replace(reserve(1, "res-1", at=1_700_000_000_000), **{field: value})
+
+
+@pytest.mark.parametrize(("field", "limit"), COMMAND_STRING_LIMITS)
+def test_a_command_string_at_its_limit_is_read(field: str, limit: int) -> None:
+    cmd = with_field(field, "x" * limit)
+    assert decoded(cmd) == cmd
+
+
+@pytest.mark.parametrize(("field", "limit"), COMMAND_STRING_LIMITS)
+def test_a_command_string_one_over_its_limit_is_invalid_naming_the_field_and_limit(
+    field: str, limit: int
+) -> None:
+    with pytest.raises(InvalidCommand) as caught:
+        decoded(with_field(field, "x" * (limit + 1)))
+    assert str(caught.value) == f"{field} is {limit + 1} characters, the limit is {limit}"
+
+
+def test_an_invalid_command_is_a_value_error_so_the_worker_dead_letters_it_as_invalid() -> None:
+    # the worker and the replay tool send every ValueError of decoding to the dead letter
+    assert issubclass(InvalidCommand, ValueError)
+
+
+@pytest.mark.parametrize("field", ["issued_at", "ttl_ms"])
+@pytest.mark.parametrize("value", [TIME_MS_MAX, -TIME_MS_MAX])
+def test_a_command_time_at_its_limit_is_read(field: str, value: int) -> None:
+    cmd = with_field(field, value)
+    assert decoded(cmd) == cmd
+
+
+@pytest.mark.parametrize("field", ["issued_at", "ttl_ms"])
+@pytest.mark.parametrize("value", [TIME_MS_MAX + 1, -TIME_MS_MAX - 1, 2**63 - 1])
+def test_a_command_time_beyond_its_limit_is_invalid_naming_the_field(
+    field: str, value: int
+) -> None:
+    # issued_at + ttl_ms is a hold's expires_at: it must fit the reply's Avro long
+    with pytest.raises(InvalidCommand) as caught:
+        decoded(with_field(field, value))
+    assert str(caught.value) == f"{field} {value} is beyond the limit of ±{TIME_MS_MAX}"
+
+
+def test_a_hold_at_the_time_limits_is_answered_and_its_reply_encodes() -> None:
+    cmd = decoded(reserve(1, "res-1", at=TIME_MS_MAX, ttl=TIME_MS_MAX))
+    reply = run(stocked(("dc-1", 10)), cmd).reply
+    assert reply.expires_at == 2 * TIME_MS_MAX
+    assert reply_from_record(decode(encode_reply(reply))[1]) == reply
+
+
+def test_request_ids_the_worker_and_the_http_api_compose_from_the_longest_ids_fit() -> None:
+    rid = "r" * RESERVATION_ID_MAX
+    longest_key = "k" * RESERVATION_ID_MAX  # the HTTP API's Idempotency-Key limit
+    for request_id in (
+        f"expire:{rid}:{-(2**63)}",  # the worker's EXPIRE
+        f"confirm:{rid}:{longest_key}",  # the HTTP API's CONFIRM, RELEASE, EXTEND
+        f"release:{rid}:{longest_key}",
+        f"extend:{rid}:{longest_key}",
+    ):
+        validate_command(command("EXPIRE", rid, request_id=request_id))
+
+
+# --- the HTTP API refuses up front what the worker would dead-letter -----------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("sku", SKU_MAX), ("channel", CHANNEL_MAX), ("location", LOCATION_MAX)]
+)
+def test_a_reservation_request_over_a_limit_is_400_naming_the_field_and_nothing_is_sent(
+    field: str, limit: int
+) -> None:
+    service = stocked_service()
+    status, body = post_reserve(service, **{field: "x" * (limit + 1)})
+    assert (status, body["error"]) == (400, "invalid_request")
+    assert body["message"].startswith(f"{field}:")
+    assert str(limit) in body["message"]
+    assert service.commands == []
+
+
+def test_an_idempotency_key_at_the_limit_holds_and_the_worker_would_read_its_command() -> None:
+    service = stocked_service()
+    status, _ = post_reserve(service, "k" * RESERVATION_ID_MAX, quantity=1)
+    assert status == 201
+    assert decoded(service.commands[-1]) == service.commands[-1]
+
+
+@pytest.mark.parametrize("action", ["confirm", "release", "extend"])
+def test_an_action_with_the_longest_key_sends_a_command_the_worker_reads(action: str) -> None:
+    # given a hold whose reservation id is as long as allowed
+    service = stocked_service()
+    rid = "r" * RESERVATION_ID_MAX
+    assert post_reserve(service, rid, quantity=1)[0] == 201
+    # when an action names it with the longest Idempotency-Key
+    method, path = ("DELETE", "") if action == "release" else ("POST", f"/{action}")
+    kwargs: dict[str, object] = {"json": {"ttl_seconds": 60}} if action == "extend" else {}
+    status, _ = call(
+        service,
+        method,
+        f"/v1/reservations/{rid}{path}",
+        headers={"Idempotency-Key": "k" * RESERVATION_ID_MAX},
+        **kwargs,
+    )
+    # then it is decided, and its composed request id is within the worker's limit
+    assert status == 200
+    assert decoded(service.commands[-1]) == service.commands[-1]
+
+
+@pytest.mark.parametrize("method", ["DELETE", "POST"])
+def test_an_action_with_a_key_over_the_limit_is_400_and_nothing_is_sent(method: str) -> None:
+    service = stocked_service()
+    assert post_reserve(service, "order-1", quantity=1)[0] == 201
+    sent = len(service.commands)
+    path = "/v1/reservations/order-1" + ("/confirm" if method == "POST" else "")
+    status, body = call(
+        service, method, path, headers={"Idempotency-Key": "k" * (RESERVATION_ID_MAX + 1)}
+    )
+    assert (status, body["error"]) == (400, "invalid_request")
+    assert f"at most {RESERVATION_ID_MAX} characters" in body["message"]
+    assert len(service.commands) == sent

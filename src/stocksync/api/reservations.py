@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stocksync.api.auth import forbid_channel
 from stocksync.api.responses import error, json_response
 from stocksync.api.routing import FORWARD_TIMEOUT_S, ROUTER_KEY, SERVED_BY_HEADER
+from stocksync.domain.limits import CHANNEL_MAX, LOCATION_MAX, RESERVATION_ID_MAX, SKU_MAX
 from stocksync.domain.reservations import (
     CommandKind,
     ReplyStatus,
@@ -34,7 +35,9 @@ from stocksync.domain.topology import Topology
 
 DEFAULT_TTL_SECONDS = 900
 MAX_TTL_SECONDS = 7 * 24 * 3600
-IDEMPOTENCY_KEY_MAX = 200
+# A RESERVE's Idempotency-Key is its request and reservation id (worker limit); another action's
+# key is the last part of its request id, which leaves room for one of this size.
+IDEMPOTENCY_KEY_MAX = RESERVATION_ID_MAX
 
 
 class ReservationService(Protocol):
@@ -53,10 +56,11 @@ class ReservationService(Protocol):
 
 class ReserveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    channel: str = Field(min_length=1, max_length=200)
-    sku: str = Field(min_length=1, max_length=200)
+    # string limits are the worker's (stocksync.domain.limits): a 400 here, not a dead letter
+    channel: str = Field(min_length=1, max_length=CHANNEL_MAX)
+    sku: str = Field(min_length=1, max_length=SKU_MAX)
     quantity: int = Field(gt=0, le=1_000_000)
-    location: str | None = Field(default=None, max_length=200)
+    location: str | None = Field(default=None, max_length=LOCATION_MAX)
     ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, gt=0, le=MAX_TTL_SECONDS)
     allow_partial: bool = False
 
@@ -181,7 +185,11 @@ def add_reservation_routes(
             return wrong
         key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
         if len(key) > IDEMPOTENCY_KEY_MAX or ":" in key:
-            return error(400, "invalid_request", "Idempotency-Key: at most 200 characters, no ':'")
+            return error(
+                400,
+                "invalid_request",
+                f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters, no ':'",
+            )
         if router is not None and (owner := router.owner_for(request, body.sku)) is not None:
             # The owner's reservation index knows every request already decided for the SKU.
             forwarded = await router.forward(
@@ -265,6 +273,12 @@ def add_reservation_routes(
         suffix = request.headers.get("Idempotency-Key") or (
             str(uuid.uuid4()) if kind is CommandKind.EXTEND else ""
         )
+        if len(suffix) > IDEMPOTENCY_KEY_MAX:
+            return error(
+                400,
+                "invalid_request",
+                f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters",
+            )
         outcome = await decided(
             ReservationCommand(
                 request_id=f"{kind.value.lower()}:{reservation_id}:{suffix}",

@@ -10,6 +10,7 @@ from stocksync.domain.reservations import (
     ReplyStatus,
     ReservationCommand,
     ReservationReply,
+    validate_command,
 )
 
 COMMAND_SUBJECT = "reservation-command"
@@ -35,7 +36,9 @@ def encode_command(cmd: ReservationCommand) -> bytes:
 
 
 def command_from_record(record: dict[str, Any]) -> ReservationCommand:
-    return ReservationCommand(
+    """A decoded record to a command; raises InvalidCommand (a ValueError: dead letter
+    `invalid`) for a field over its limit."""
+    cmd = ReservationCommand(
         request_id=record["request_id"],
         kind=CommandKind(record["kind"]),
         sku=record["sku"],
@@ -47,6 +50,8 @@ def command_from_record(record: dict[str, Any]) -> ReservationCommand:
         ttl_ms=record["ttl_ms"],
         allow_partial=record["allow_partial"],
     )
+    validate_command(cmd)
+    return cmd
 
 
 def encode_reply(reply: ReservationReply) -> bytes:

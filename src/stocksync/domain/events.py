@@ -5,6 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from stocksync.domain.limits import (
+    EVENT_ID_MAX,
+    LOCATION_MAX,
+    QUANTITY_MAX,
+    REASON_MAX,
+    SKU_MAX,
+    SOURCE_MAX,
+    too_long,
+)
+
 
 class EventKind(StrEnum):
     # Stock side (StockEvent.type)
@@ -64,18 +74,27 @@ class InvalidEvent(ValueError):
     """An event that is well-formed Avro but makes no sense; it goes to the dead-letter topic."""
 
 
+def _bad_string(field: str, value: str, limit: int) -> InvalidEvent:
+    return InvalidEvent(f"{field} is empty" if not value else too_long(field, len(value), limit))
+
+
 def validate_event(event: InventoryEvent) -> None:
     """Raise InvalidEvent with a message a producer can act on."""
-    if not event.event_id:
-        raise InvalidEvent("event_id is empty")
-    if not event.source:
-        raise InvalidEvent("source is empty")
+    # Runs for every event on the hot path: one len() per string field, nothing per character.
+    if not 0 < len(event.event_id) <= EVENT_ID_MAX:
+        raise _bad_string("event_id", event.event_id, EVENT_ID_MAX)
+    if not 0 < len(event.source) <= SOURCE_MAX:
+        raise _bad_string("source", event.source, SOURCE_MAX)
     if event.source_seq < 0:
         raise InvalidEvent(f"source_seq {event.source_seq} is negative")
-    if not event.sku:
-        raise InvalidEvent("sku is empty")
-    if not event.location:
-        raise InvalidEvent("location is empty")
+    if not 0 < len(event.sku) <= SKU_MAX:
+        raise _bad_string("sku", event.sku, SKU_MAX)
+    if not 0 < len(event.location) <= LOCATION_MAX:
+        raise _bad_string("location", event.location, LOCATION_MAX)
+    if event.reason is not None and len(event.reason) > REASON_MAX:
+        raise InvalidEvent(too_long("reason", len(event.reason), REASON_MAX))
+    if not -QUANTITY_MAX <= event.quantity <= QUANTITY_MAX:
+        raise InvalidEvent(f"quantity {event.quantity} is beyond the limit of ±{QUANTITY_MAX}")
     if event.kind in SIGNED_KINDS:
         if event.quantity == 0:
             raise InvalidEvent(f"{event.kind} quantity must be a non-zero signed delta")
@@ -85,6 +104,10 @@ def validate_event(event: InventoryEvent) -> None:
     elif event.quantity <= 0:
         raise InvalidEvent(f"{event.kind} quantity {event.quantity} must be > 0")
     if event.counterpart_location is not None:
+        if len(event.counterpart_location) > LOCATION_MAX:
+            raise InvalidEvent(
+                too_long("counterpart_location", len(event.counterpart_location), LOCATION_MAX)
+            )
         if event.kind not in TRANSFER_KINDS:
             raise InvalidEvent(f"counterpart_location is only for transfers, not {event.kind}")
         if event.counterpart_location == event.location:

@@ -15,6 +15,15 @@ from msgspec.structs import replace
 
 from stocksync.domain.effects import Effect
 from stocksync.domain.fold import project_channels
+from stocksync.domain.limits import (
+    CHANNEL_MAX,
+    LOCATION_MAX,
+    REQUEST_ID_MAX,
+    RESERVATION_ID_MAX,
+    SKU_MAX,
+    TIME_MS_MAX,
+    too_long,
+)
 from stocksync.domain.state import EMPTY_LOCATION, Hold, SkuRow, channel_atp, location_atp
 from stocksync.domain.topology import Topology
 
@@ -57,6 +66,34 @@ class ReservationCommand:
     location: str | None = None
     ttl_ms: int = 0
     allow_partial: bool = False
+
+
+class InvalidCommand(ValueError):
+    """A command that decodes but cannot be accepted (a field over its limit); it goes to the
+    dead-letter topic, without a reply."""
+
+
+def validate_command(cmd: ReservationCommand) -> None:
+    """Raise InvalidCommand naming the field. Only what makes a command unfit to enter the log's
+    state: what a requester merely got wrong (unknown channel, quantity 0) is decided and
+    answered INVALID by `decide`."""
+    # Hot path: one len() or comparison per field.
+    if len(cmd.request_id) > REQUEST_ID_MAX:
+        raise InvalidCommand(too_long("request_id", len(cmd.request_id), REQUEST_ID_MAX))
+    if len(cmd.sku) > SKU_MAX:
+        raise InvalidCommand(too_long("sku", len(cmd.sku), SKU_MAX))
+    if len(cmd.reservation_id) > RESERVATION_ID_MAX:
+        raise InvalidCommand(
+            too_long("reservation_id", len(cmd.reservation_id), RESERVATION_ID_MAX)
+        )
+    if len(cmd.channel) > CHANNEL_MAX:
+        raise InvalidCommand(too_long("channel", len(cmd.channel), CHANNEL_MAX))
+    if cmd.location is not None and len(cmd.location) > LOCATION_MAX:
+        raise InvalidCommand(too_long("location", len(cmd.location), LOCATION_MAX))
+    if not -TIME_MS_MAX <= cmd.issued_at <= TIME_MS_MAX:
+        raise InvalidCommand(f"issued_at {cmd.issued_at} is beyond the limit of ±{TIME_MS_MAX}")
+    if not -TIME_MS_MAX <= cmd.ttl_ms <= TIME_MS_MAX:
+        raise InvalidCommand(f"ttl_ms {cmd.ttl_ms} is beyond the limit of ±{TIME_MS_MAX}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ def admit(
     if key != decoded.sku.encode():
         raise Rejected(
             "key_mismatch",
-            f"message key {key!r} is not the message's sku {decoded.sku!r}; "
+            f"message key {_shown(key)} is not the message's sku {decoded.sku!r}; "
             f"key every event and command by its SKU",
         )
     expected = murmur2_partition(key, rules.partitions)
@@ -97,3 +97,10 @@ def check_source(topic: str, source: str, rules: AdmissionRules) -> None:
             "source_mismatch",
             f"source {source!r} has topics of its own and may not write to {topic}",
         )
+
+
+def _shown(key: bytes | None, limit: int = 160) -> str:
+    """A key as a reason quotes it: keys are unbounded, reasons are not."""
+    if key is None or len(key) <= limit:
+        return repr(key)
+    return f"{key[:limit]!r}... ({len(key)} bytes)"

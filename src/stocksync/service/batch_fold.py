@@ -24,7 +24,7 @@ from stocksync.codec.outputs import (
 )
 from stocksync.codec.reservations import encode_reply
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
-from stocksync.domain.audit import audit_entry
+from stocksync.domain.audit import audit_record
 from stocksync.domain.effects import (
     ChannelQuantityChanged,
     CountNotMerged,
@@ -140,8 +140,8 @@ def _fold_event(state: _PendingRow, event: InventoryEvent, ctx: FoldContext) -> 
         return
     ctx.counters["applied"] += 1
     state.dirty = True
-    entry = audit_entry(before, event, result.row, result.effects, topology)
-    state.history.append((result.row.revision, encode_record(entry)))
+    record = audit_record(before, event, result.row, result.effects, topology)
+    state.history.append((result.row.revision, encode_record(record)))
     _collect(state, result.effects, result.row.revision, ctx)
 
 

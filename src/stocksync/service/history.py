@@ -16,11 +16,14 @@ from typing import Any
 
 import msgspec
 
+from stocksync.domain.audit import AuditRecord, audit_view
+from stocksync.domain.topology import Topology
+
 SEPARATOR = b"\x00"
 DAY_MS = 24 * 60 * 60 * 1000
 
-_encoder = msgspec.msgpack.Encoder(order="deterministic")
-_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AuditRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +36,16 @@ def history_key(sku_key: bytes, revision: int, retention: HistoryRetention) -> b
     return sku_key + SEPARATOR + b"%d" % (revision % retention.per_sku)
 
 
-def encode_record(entry: dict[str, Any]) -> bytes:
-    return _encoder.encode(entry)
+def encode_record(record: AuditRecord) -> bytes:
+    return _encoder.encode(record)
 
 
-def decode_record(data: bytes) -> dict[str, Any]:
-    return _decoder.decode(data)
+def decode_record(data: bytes) -> AuditRecord | None:
+    """The record, or None for what is not one (a slot written by an older format)."""
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,7 @@ def read_history(
     latest_revision: int,
     newest_at: int,
     retention: HistoryRetention,
+    topology: Topology,
     limit: int,
     before: int | None = None,
 ) -> HistoryPage:
@@ -69,12 +77,12 @@ def read_history(
         revision -= 1
         if stored is None:
             continue
-        entry = decode_record(stored)
-        if entry.get("revision") != revision + 1:
+        record = decode_record(stored)
+        if record is None or record.revision != revision + 1:
             continue  # a command's revision (no record) or an overwritten slot
-        if int(entry.get("occurred_at", 0)) < horizon:
+        if record.occurred_at < horizon:
             revision = oldest - 1  # everything older is older still
             break
-        entries.append(entry)
+        entries.append(audit_view(record, topology))
     more = revision >= oldest and len(entries) == limit
     return HistoryPage(entries, revision + 1 if more else None)
