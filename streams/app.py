@@ -402,6 +402,7 @@ class Worker:
             row.revision,
             row.last_event_at,
             self.fold.retention,
+            self.fold.topology,
             limit,
             before,
         )
