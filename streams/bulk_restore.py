@@ -19,20 +19,31 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from rocksdict import Options, Rdict, WriteBatch
 
 from stocksync.config import Settings
+from stocksync.provision import RETRIABLE_ERRORS
 
 log = structlog.get_logger("stocksync.restore")
 
 # faust's RocksDB store keeps the last applied changelog offset under this key (faust 0.15.3)
 FAUST_OFFSET_KEY = b"__faust\0offset__"
 BATCH = 10_000
+# How long Kafka may answer a changelog read with errors waiting cures (a partition whose
+# leadership is not settled: a topic just created, a leader moving) before the worker stops.
+RETRY_SECONDS = 30.0
+
+T = TypeVar("T")
+
+
+class RestoreFailed(RuntimeError):
+    """Kafka refused reading a changelog partition for good, or for longer than RETRY_SECONDS."""
 
 
 def restore_missing_partitions(settings: Settings, tables: list[tuple[Any, str]]) -> int:
@@ -68,7 +79,11 @@ def restore_missing_partitions(settings: Settings, tables: list[tuple[Any, str]]
 
 
 def _restore_partition(consumer: Consumer, topic: str, partition: int, path: Path) -> int:
-    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+    low, high = _retrying(
+        lambda: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10),
+        topic,
+        partition,
+    )
     if high <= low:
         return 0  # an empty changelog: faust creates the folder
     building = path.with_name(f"{path.name}.restoring")
@@ -78,26 +93,35 @@ def _restore_partition(consumer: Consumer, topic: str, partition: int, path: Pat
     consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
     last = -1
     count = 0
+
+    def read_batch() -> None:
+        """Write one consumed batch; then raise the error Kafka reported among it, if any."""
+        nonlocal last, count
+        batch = WriteBatch(raw_mode=True)
+        failed: KafkaError | None = None
+        for message in consumer.consume(BATCH, timeout=0.1):
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    last = max(last, high - 1)
+                else:
+                    failed = error
+                continue
+            key, value = message.key(), message.value()
+            if key is not None:
+                if value is None:
+                    batch.delete(key)  # a tombstone
+                else:
+                    batch.put(key, value)
+            last = max(last, message.offset() or 0)
+            count += 1
+        db.write(batch)
+        if failed is not None:
+            raise KafkaException(failed)
+
     try:
         while last < high - 1:
-            batch = WriteBatch(raw_mode=True)
-            messages = consumer.consume(BATCH, timeout=0.1)
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    if error.code() == -191:  # _PARTITION_EOF
-                        last = max(last, high - 1)
-                        continue
-                    raise RuntimeError(f"reading {topic}[{partition}]: {error}")
-                key, value = message.key(), message.value()
-                if key is not None:
-                    if value is None:
-                        batch.delete(key)  # a tombstone
-                    else:
-                        batch.put(key, value)
-                last = max(last, message.offset() or 0)
-                count += 1
-            db.write(batch)
+            _retrying(read_batch, topic, partition)
         db.put(FAUST_OFFSET_KEY, str(last).encode())
     finally:
         consumer.unassign()
@@ -105,3 +129,37 @@ def _restore_partition(consumer: Consumer, topic: str, partition: int, path: Pat
     building.rename(path)
     log.info("partition_restored", topic=topic, partition=partition, records=count, last=last)
     return count
+
+
+def _retrying(call: Callable[[], T], topic: str, partition: int) -> T:
+    """call(), again with exponential backoff while it raises a KafkaException whose error
+    waiting may cure (RETRIABLE_ERRORS), for up to RETRY_SECONDS; then, or at once for any
+    other error, RestoreFailed naming the partition and Kafka's error."""
+    started = time.monotonic()
+    delay = 0.05
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            retriable = error is not None and error.code() in RETRIABLE_ERRORS
+            waited = time.monotonic() - started
+            reason = f"{error.name()} ({error.str()})" if error is not None else str(exc)
+            if not retriable or waited + delay > RETRY_SECONDS:
+                log.critical("bulk_restore_failed", topic=topic, partition=partition, error=reason)
+                still = f", still after {waited:.0f}s of retries" if retriable else ""
+                raise RestoreFailed(
+                    f"bulk restore: reading changelog {topic} partition {partition}: Kafka "
+                    f"answered {reason}{still}; check the broker logs and that the topic has "
+                    f"STOCKSYNC_PARTITIONS partitions (STOCKSYNC_BULK_RESTORE=false leaves the "
+                    f"restore to faust)"
+                ) from None
+            log.info(
+                "bulk_restore_retried",
+                topic=topic,
+                partition=partition,
+                error=error.name() if error is not None else reason,
+                delay=delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)

@@ -15,11 +15,11 @@ from confluent_kafka import Consumer, TopicPartition
 from mode import Service
 
 from stocksync.api.auth import ApiKeys, load_keys
-from stocksync.api.dashboard import LiveView, RecentAlerts, add_dashboard_routes
+from stocksync.api.dashboard import ALERTS_KEPT, LiveView, RecentAlerts, add_dashboard_routes
 from stocksync.api.http import build_http_app
 from stocksync.api.metrics import Metrics, PartitionLag
 from stocksync.api.reservations import add_reservation_routes
-from stocksync.codec.outputs import decode_alert
+from stocksync.codec.outputs import ALERT_TYPE_HEADER, decode_alert
 from stocksync.config import Settings
 from stocksync.domain.reservations import ReservationCommand, ReservationReply
 from stocksync.domain.state import SkuRow
@@ -90,16 +90,22 @@ class FaustWorkerStats:
         return out
 
 
-class AlertFeed:
-    """Reads the alerts topic: the newest few per partition at start, then every new one, each
-    handed to `on_alert(record, partition, new)` on the event loop (`new`: published after the
-    feed started). Never commits; each worker reads every partition."""
+# (alert type, partition, new, the decoded record or None where only the type is needed)
+FeedItem = tuple[str, int, bool, dict[str, Any] | None]
+FEED_BATCH = 1000
 
-    def __init__(
-        self, settings: Settings, on_alert: Callable[[dict[str, Any], int, bool], None]
-    ) -> None:
+
+class AlertFeed:
+    """Reads the alerts topic: the newest few per partition at start, then every new one,
+    handed over in batches to `on_alerts([FeedItem, ...])` on the event loop (`new`: published
+    after the feed started). Never commits; each worker reads every partition. A flash sale
+    writes thousands of alerts a second: the feed hands them over a batch at a time, takes
+    each alert's type from its header, and decodes only the newest ones, which the dashboard
+    shows."""
+
+    def __init__(self, settings: Settings, on_alerts: Callable[[list[FeedItem]], None]) -> None:
         self.settings = settings
-        self.on_alert = on_alert
+        self.on_alerts = on_alerts
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -133,20 +139,36 @@ class AlertFeed:
             return
         try:
             while not self._stop.is_set():
-                msg = consumer.poll(0.2)
-                if msg is None or msg.error() or not msg.value():
-                    continue
-                try:
-                    record = decode_alert(msg.value() or b"")
-                except Exception as exc:
-                    log.warning("alert_undecodable", error=str(exc))
-                    continue
-                partition = msg.partition() or 0
-                new = (msg.offset() or 0) >= started.get(partition, 0)
-                if self._loop is not None and not self._loop.is_closed():
-                    self._loop.call_soon_threadsafe(self.on_alert, record, partition, new)
+                messages = [
+                    m for m in consumer.consume(FEED_BATCH, 0.2) if not m.error() and m.value()
+                ]
+                shown_from = len(messages) - ALERTS_KEPT
+                batch: list[FeedItem] = []
+                for i, msg in enumerate(messages):
+                    kind = _alert_type(msg.headers())
+                    record = None
+                    if kind is None or i >= shown_from:
+                        try:
+                            record = decode_alert(msg.value() or b"")
+                        except Exception as exc:
+                            log.warning("alert_undecodable", error=str(exc))
+                            continue
+                        kind = str(record.get("type"))
+                    partition = msg.partition() or 0
+                    new = (msg.offset() or 0) >= started.get(partition, 0)
+                    batch.append((kind, partition, new, record))
+                if batch and self._loop is not None and not self._loop.is_closed():
+                    self._loop.call_soon_threadsafe(self.on_alerts, batch)
         finally:
             consumer.close()
+
+
+def _alert_type(headers: Any) -> str | None:
+    """The type an alert's header names (librdkafka gives headers as a list of pairs)."""
+    for name, value in headers or ():
+        if name == ALERT_TYPE_HEADER and isinstance(value, bytes) and value:
+            return value.decode()
+    return None
 
 
 def api_keys(settings: Settings, worker: Worker) -> ApiKeys | None:
@@ -177,19 +199,22 @@ class HttpService(Service):
         self.metrics.attach_worker(self.stats)
         worker.batch_observers.append(self.metrics.fold.observe)
         self.alerts = RecentAlerts()
-        self.alert_feed = AlertFeed(settings, self.on_alert)
+        self.alert_feed = AlertFeed(settings, self.on_alerts)
         self._runner: web.AppRunner | None = None
 
-    def on_alert(self, record: dict[str, Any], partition: int, new: bool) -> None:
-        self.alerts.add(record, new)
-        if not new:
-            return
+    def on_alerts(self, batch: list[FeedItem]) -> None:
         try:
-            owned = self.worker.health().get("partitions") or []
+            owned = set(self.worker.health().get("partitions") or [])
         except Exception:  # the consumer is still starting
-            return
-        if partition in owned:  # alerts are keyed by SKU: co-partitioned with the table
-            self.metrics.alerts_observed.labels(str(record.get("type"))).inc()
+            owned = set()
+        observed = self.metrics.alerts_observed
+        for kind, partition, new, record in batch:
+            if record is not None:
+                self.alerts.add(record, new)
+            elif new:
+                self.alerts.counts[kind] += 1
+            if new and partition in owned:  # alerts are keyed by SKU: co-partitioned
+                observed.labels(kind).inc()
 
     async def on_start(self) -> None:
         loop = asyncio.get_running_loop()

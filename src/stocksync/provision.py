@@ -5,11 +5,16 @@ topic auto-created with another count makes faust stop its agent with Partitions
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import structlog
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewTopic,
+    OffsetSpec,
+)
 
 from stocksync.config import Settings
 
@@ -17,6 +22,24 @@ log = structlog.get_logger(__name__)
 
 FOREVER = "-1"
 DAY_MS = str(24 * 60 * 60 * 1000)
+
+# Errors of a partition whose leadership is not settled yet (a topic just created, a leader
+# moving) or of a broker that did not answer in time: asking again a moment later helps.
+# librdkafka calls NOT_LEADER_FOR_PARTITION not retriable (KafkaError.retriable()), hence a list.
+RETRIABLE_ERRORS = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError.OFFSET_NOT_AVAILABLE,
+        KafkaError.FENCED_LEADER_EPOCH,
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +55,11 @@ class TopicMismatch(RuntimeError):
 
 class KafkaUnreachable(RuntimeError):
     """The brokers did not answer, or refused this client (credentials, TLS)."""
+
+
+class LeadersMissing(RuntimeError):
+    """Partitions of topics just created have no serving leader: none within the deadline, or
+    Kafka refused to say."""
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -67,7 +95,8 @@ def admin_client(settings: Settings, errors: list[str] | None = None) -> AdminCl
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
-    """Create missing topics; check existing ones. Returns the names created."""
+    """Create missing topics; check existing ones. Returns the names created, once every
+    partition of them has a leader that serves it (or raises LeadersMissing after `timeout`)."""
     errors: list[str] = []
     admin = admin_client(settings, errors)
     specs = topic_specs(settings)
@@ -114,7 +143,94 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
                     raise
             created.append(name)
             log.info("topic_created", topic=name)
+        wait_for_leaders(admin, created, timeout)
     return created
+
+
+def wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float = 30.0) -> None:
+    """Wait, with backoff, until every partition of `topics` has a leader in the metadata and
+    that leader answers for it (a ListOffsets request). A created topic's partitions show their
+    leader in the metadata a moment before the broker takes them on: until then it answers
+    NOT_LEADER_FOR_PARTITION. Raises LeadersMissing after `timeout` seconds."""
+    started = time.monotonic()
+    deadline = started + timeout
+    delay = 0.05
+    checks = 0
+    while True:
+        request_timeout = max(1.0, min(5.0, deadline - time.monotonic()))
+        pending = _partitions_without_leader(admin, topics, request_timeout)
+        checks += 1
+        waited = round(time.monotonic() - started, 2)
+        if not pending:
+            log.info("topics_leaders_waited", topics=len(topics), checks=checks, seconds=waited)
+            return
+        if time.monotonic() + delay > deadline:
+            raise LeadersMissing(
+                f"topics just created still lack a serving leader after {timeout:g}s: "
+                f"{_first(pending)}; check that every broker of "
+                f"STOCKSYNC_BOOTSTRAP_SERVERS runs and its controller quorum has a leader "
+                f"(broker logs), and that STOCKSYNC_REPLICATION_FACTOR is at most the number "
+                f"of brokers"
+            )
+        log.info("topics_leaders_checked", pending=len(pending), first=_first(pending, 3))
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def _partitions_without_leader(
+    admin: AdminClient, topics: list[str], request_timeout: float
+) -> dict[str, str]:
+    """'topic[partition]' (or 'topic') -> why it has no serving leader yet."""
+    try:
+        metadata = admin.list_topics(timeout=request_timeout).topics
+    except KafkaException as exc:
+        _raise_unless_retriable(exc.args[0], "the metadata")
+        return {topic: exc.args[0].name() for topic in topics}
+    pending: dict[str, str] = {}
+    led: list[TopicPartition] = []
+    for topic in topics:
+        described = metadata.get(topic)
+        if described is not None and described.error is not None:
+            _raise_unless_retriable(described.error, topic)
+            pending[topic] = described.error.name()
+            continue
+        if described is None or not described.partitions:
+            pending[topic] = "not in the metadata"
+            continue
+        for partition in described.partitions.values():
+            where = f"{topic}[{partition.id}]"
+            if partition.error is not None:
+                _raise_unless_retriable(partition.error, where)
+                pending[where] = partition.error.name()
+            elif partition.leader < 0:
+                pending[where] = "no leader"
+            else:
+                led.append(TopicPartition(topic, partition.id))
+    if led:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        futures = admin.list_offsets({tp: latest for tp in led}, request_timeout=request_timeout)
+        for tp, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                where = f"{tp.topic}[{tp.partition}]"
+                _raise_unless_retriable(exc.args[0], where)
+                pending[where] = exc.args[0].name()
+    return pending
+
+
+def _raise_unless_retriable(error: KafkaError, where: str) -> None:
+    if error.code() not in RETRIABLE_ERRORS:
+        raise LeadersMissing(
+            f"asking Kafka for the leader of {where}: {error.name()} ({error.str()}), an "
+            f"error waiting does not cure; check this principal's ACLs (it needs DESCRIBE on "
+            f"the topics) and the broker logs"
+        )
+
+
+def _first(pending: dict[str, str], count: int = 10) -> str:
+    shown = ", ".join(f"{name} ({why})" for name, why in list(pending.items())[:count])
+    return shown + (f" and {len(pending) - count} more" if len(pending) > count else "")
 
 
 def delete_topics(settings: Settings, timeout: float = 30.0) -> None:

@@ -167,9 +167,7 @@ def build_http_app(
         page = reader.history_of(sku, DEFAULT_HISTORY_PAGE if limit is None else limit, before)
         if page is None:
             return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
-        return json_response(
-            {"sku": sku, "entries": page.entries, "next_before": page.next_before}
-        )
+        return json_response({"sku": sku, "entries": page.entries, "next_before": page.next_before})
 
     async def batch_atp(request: web.Request) -> web.Response:
         try:

@@ -42,7 +42,7 @@ from stocksync.codec.connectors import (
     encode_published,
     ledger_key,
 )
-from stocksync.codec.outputs import decode_projection
+from stocksync.codec.outputs import Headers, alert_headers, decode_projection
 from stocksync.config import Settings
 from stocksync.connectors.budget import TokenBucket
 from stocksync.connectors.drift import assess_drift, exposure
@@ -469,11 +469,20 @@ class Connector:
         self._send(self.topics.published_quantities, key, payload, delivered)
         self.counters["ledger_written"] += 1
 
-    def _send(self, topic: str, key: bytes, value: bytes, callback: Any = None) -> None:
+    def _send(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        callback: Any = None,
+        headers: Headers | None = None,
+    ) -> None:
         assert self._producer is not None
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, on_delivery=callback)
+                self._producer.produce(
+                    topic, key=key, value=value, on_delivery=callback, headers=headers
+                )
                 return
             except BufferError:
                 self._producer.poll(0.01)
@@ -558,6 +567,7 @@ class Connector:
                 as_of=published.as_of,
                 reported_at=reported_at,
             ),
+            headers=alert_headers("DRIFT"),
         )
         self.plan.repair(sku, now)
         if self._wake is not None:

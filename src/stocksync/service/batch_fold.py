@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from stocksync.codec.outputs import (
+    Headers,
+    alert_headers,
     encode_alert,
     encode_dead_letter,
     encode_projection,
@@ -31,6 +33,7 @@ from stocksync.domain.effects import (
     Effect,
     OversellDetected,
     StockLevelCrossed,
+    alert_type,
 )
 from stocksync.domain.events import InventoryEvent
 from stocksync.domain.fold import apply_event, current_quantities
@@ -82,7 +85,7 @@ class _PendingRow:
     rewrite: bool = False  # a redelivery: write the stored row again (changelog repair)
     history: list[tuple[int, bytes]] = field(default_factory=list)  # (revision, record)
     projections: dict[str, ChannelQuantityChanged] = field(default_factory=dict)
-    alerts: list[bytes] = field(default_factory=list)
+    alerts: list[tuple[str, bytes]] = field(default_factory=list)  # (type, record)
     replies: list[tuple[bytes, bytes]] = field(default_factory=list)
     answers: dict[bytes, bytes] = field(default_factory=dict)
     initial_published: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -185,7 +188,7 @@ def _collect(
         elif not isinstance(effect, (StockLevelCrossed, CountNotMerged)):
             continue
         ctx.counters["alerts"] += 1
-        state.alerts.append(encode_alert(effect, revision))
+        state.alerts.append((alert_type(effect) or "", encode_alert(effect, revision)))
 
 
 def _flush(
@@ -203,7 +206,7 @@ def _flush(
 
     topics = ctx.topics
     retention = ctx.retention
-    outputs: list[tuple[str, bytes, bytes]] = []
+    outputs: list[tuple[str, bytes, bytes, Headers | None]] = []
     for key, state in pending.items():
         partition = state.partition
         if state.dirty and state.row is not None:
@@ -222,18 +225,23 @@ def _flush(
             ):
                 continue  # changed and changed back within the batch: nothing new to say
             outputs.append(
-                (topics.channel_atp, projection_key(channel, change.sku), encode_projection(change))
+                (
+                    topics.channel_atp,
+                    projection_key(channel, change.sku),
+                    encode_projection(change),
+                    None,
+                )
             )
-        for alert in state.alerts:
-            outputs.append((topics.alerts, key, alert))
+        for kind, alert in state.alerts:
+            outputs.append((topics.alerts, key, alert, alert_headers(kind)))
         for request_id, encoded in state.replies:
-            outputs.append((topics.reservation_replies, request_id, encoded))
+            outputs.append((topics.reservation_replies, request_id, encoded, None))
     for (table, partition), items in writes.items():
         store.write(table, partition, items)
         for key, value in items:
             sink.send_changelog(table, partition, key, value)
-    for topic, key, value in outputs:
-        sink.send(topic, key, value)
+    for topic, key, value, headers in outputs:
+        sink.send(topic, key, value, headers)
 
 
 def dead_letter(

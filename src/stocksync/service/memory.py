@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from stocksync.codec.outputs import Headers
 from stocksync.service.ports import Table
 
 
@@ -34,9 +35,18 @@ class MemorySink:
 
     sent: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
     changelog: list[tuple[Table, int, bytes, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, bytes | None, Headers]] = field(default_factory=list)
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+    ) -> None:
         self.sent.append((topic, key, value))
+        if headers:
+            self.headers.append((topic, key, headers))
 
     def send_changelog(self, table: Table, partition: int, key: bytes, value: bytes) -> None:
         self.changelog.append((table, partition, key, value))

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Protocol
 
+from stocksync.codec.outputs import Headers
+
 
 class Table(StrEnum):
     """The worker's tables. Each is one store per input partition plus a compacted changelog
@@ -47,7 +49,13 @@ class OutputSink(Protocol):
     """Where the fold's records go. Nothing sent is acknowledged until the caller waits for
     delivery; the input is committed only after that."""
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+    ) -> None: ...
 
     def send_changelog(self, table: Table, partition: int, key: bytes, value: bytes) -> None:
         """A table change, on the changelog partition of the input partition it came from."""

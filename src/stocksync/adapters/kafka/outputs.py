@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
+from stocksync.codec.outputs import Headers
 from stocksync.config import Settings
 from stocksync.service.ports import Table
 
@@ -65,26 +66,34 @@ class Outputs:
             if offset > self._changelog_offsets.get(key, -1):
                 self._changelog_offsets[key] = offset
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self._produce(topic, key, value, None)
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+    ) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    topic, key=key, value=value, headers=headers, on_delivery=self._delivered
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.01)
 
     def send_changelog(self, table: Table, partition: int, key: bytes, value: bytes) -> None:
         """A table change, on the changelog partition of the input partition it came from."""
-        self._produce(self._changelogs[table], key, value, partition)
-
-    def _produce(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
+        topic = self._changelogs[table]
         while True:
             try:
-                if partition is None:
-                    self._producer.produce(topic, key=key, value=value, on_delivery=self._delivered)
-                else:
-                    self._producer.produce(
-                        topic,
-                        key=key,
-                        value=value,
-                        partition=partition,
-                        on_delivery=self._changelog_delivered,
-                    )
+                self._producer.produce(
+                    topic,
+                    key=key,
+                    value=value,
+                    partition=partition,
+                    on_delivery=self._changelog_delivered,
+                )
                 return
             except BufferError:
                 self._producer.poll(0.01)
