@@ -92,6 +92,7 @@ class Worker:
                 partitions=settings.partitions,
                 source_of_topic=topics.source_topics(),
                 own_topic_sources=frozenset(topics.own_topic_sources),
+                command_topics=frozenset({topics.reservation_commands}),
             ),
             topics=topics,
             retention=HistoryRetention(

@@ -3,7 +3,7 @@ worker's size limits applied before anything is sent."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 from typing import Any
 
 import pytest

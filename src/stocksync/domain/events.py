@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+from msgspec import Struct
 
 from stocksync.domain.limits import (
     EVENT_ID_MAX,
@@ -55,8 +56,9 @@ TRANSFER_KINDS = frozenset({EventKind.TRANSFER_OUT, EventKind.TRANSFER_IN})
 RETURN_NOT_RESTOCKABLE = "damaged"
 
 
-@dataclass(frozen=True, slots=True)
-class InventoryEvent:
+class InventoryEvent(Struct, frozen=True):
+    """One decoded stock or sale event (a msgspec Struct: one is built per event folded)."""
+
     event_id: str
     source: str
     source_seq: int

@@ -19,8 +19,8 @@ Cycle counts merge with the movements they race with (the count-merge rule):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
+from msgspec import Struct
 from msgspec.structs import replace
 
 from stocksync.domain.effects import (
@@ -43,8 +43,7 @@ from stocksync.domain.state import EMPTY_LOCATION, LocationStock, SkuRow, locati
 from stocksync.domain.topology import Topology
 
 
-@dataclass(frozen=True, slots=True)
-class FoldResult:
+class FoldResult(Struct, frozen=True):
     row: SkuRow
     effects: tuple[Effect, ...]
     applied: bool

@@ -44,6 +44,9 @@ class AdmissionRules:
     source_of_topic: Mapping[str, str] = field(default_factory=dict)
     # sources with topics of their own, which may not write the shared topics
     own_topic_sources: frozenset[str] = frozenset()
+    # where reservation commands are read (empty: not checked); events belong on the others.
+    # A command's offset orders it within its SKU's row, so commands must share one topic.
+    command_topics: frozenset[str] = frozenset()
 
 
 def admit(
@@ -65,6 +68,13 @@ def admit(
         raise Rejected("unknown_schema", str(exc)) from None
     except (InvalidEvent, ValueError, KeyError) as exc:
         raise Rejected("invalid", str(exc)) from None
+    if rules.command_topics and (topic in rules.command_topics) != (subject == COMMAND_SUBJECT):
+        where = ", ".join(sorted(rules.command_topics))
+        raise Rejected(
+            "invalid",
+            f"a {subject} message does not belong on {topic}: reservation commands go to "
+            f"{where}, stock and sale events to the event topics",
+        )
     if isinstance(decoded, InventoryEvent):
         check_source(topic, decoded.source, rules)
     if key != decoded.sku.encode():

@@ -55,6 +55,7 @@ HOLDING = frozenset({ReplyStatus.HELD, ReplyStatus.EXTENDED})
 # Every record the worker writes stays under Kafka's default max.message.bytes (1,048,588)
 MAX_RECORD_BYTES = 1_000_000
 MAX_REASON_CHARS = 2_000
+MAX_DEAD_LETTER_KEY = 1_024  # bytes of an oversized input's key kept in its dead letter
 
 COUNTERS = ("applied", "duplicates", "dead_lettered", "oversells", "alerts", "commands")
 
@@ -153,21 +154,27 @@ def _fold_command(
 ) -> None:
     # Only the row's own memory of answers decides whether a request was seen: the reservation
     # index is another table, and after a crash the two can be restored to different points.
-    result = apply_command(state.row, command, ctx.topology, offset)
+    topology = ctx.topology
+    result = apply_command(state.row, command, topology, offset)
     state.row = result.row
     reply = result.reply
+    if reply is None or not result.applied:
+        # A retry or a redelivery: the records its first decision caused (the row's changelog,
+        # the quantities it changed) may have died with the process that made it. Send the
+        # row and every channel's current quantity again; idempotent.
+        state.rewrite = True
+        if result.row.locations:  # (a refused request alone leaves an unknown SKU unknown)
+            for change in current_quantities(result.row, topology, topology.channels):
+                state.projections[change.channel] = change
     if reply is None:
-        state.rewrite = True  # a redelivery whose answer the row has forgotten
-        return
+        return  # a redelivery whose answer the row has forgotten
     encoded = encode_reply(reply)
     # Written again for a retry or a redelivery too: the index's changelog records may have
     # died with the old process (the row's are repaired by the rewrite).
     state.answers[ANSWER_PREFIX + command.request_id.encode()] = encoded
     if reply.status in ENDED:
         state.answers[ENDED_PREFIX + reply.reservation_id.encode()] = encoded
-    if not result.applied:
-        state.rewrite = True  # a retry or a redelivery: repair the changelog, answer again
-    else:
+    if result.applied:
         state.dirty = True
         ctx.counters["commands"] += 1
         if reply.status in HOLDING:
@@ -261,14 +268,16 @@ def dead_letter(
         reason=reason,
     )
     key, value = record.key, record.value
-    room = MAX_RECORD_BYTES - 2 * MAX_REASON_CHARS - 1024  # reason, topic and fields
-    if len(key or b"") + len(value or b"") > room:
+    # The record carries the key twice (as its key and inside the value) and the value once,
+    # beside the reason, the topic and a few numbers.
+    room = MAX_RECORD_BYTES - 4 * MAX_REASON_CHARS - 1024
+    if 2 * len(key or b"") + len(value or b"") > room:
         reason = (
             f"{reason} (original key and value cut to fit one record: "
             f"{len(key or b'')} + {len(value or b'')} bytes)"
         )
-        key = None if key is None else key[: room // 4]
-        value = None if value is None else value[: room - len(key or b"")]
+        key = None if key is None else key[:MAX_DEAD_LETTER_KEY]
+        value = None if value is None else value[: room - 2 * len(key or b"")]
     sink.send(
         ctx.topics.dead_letter,
         key,

@@ -81,8 +81,7 @@ def read_history(
         if record is None or record.revision != revision + 1:
             continue  # a command's revision (no record) or an overwritten slot
         if record.occurred_at < horizon:
-            revision = oldest - 1  # everything older is older still
-            break
+            continue  # past the age limit (a late event may sit among newer revisions)
         entries.append(audit_view(record, topology))
     more = revision >= oldest and len(entries) == limit
     return HistoryPage(entries, revision + 1 if more else None)
