@@ -46,15 +46,18 @@ from stocksync.service.batch_fold import (
 )
 from stocksync.service.history import HistoryPage, HistoryRetention, read_history
 from stocksync.service.ports import Table
+from stocksync.service.watchdog import Watchdog
 from stocksync.topics import ATP_TABLE, HISTORY_TABLE, RESERVATION_INDEX_TABLE
 from streams.batch_transport import SCHEME, BatchingApp
 from streams.faust_fixes import keep_queued_input_on_resume
+from streams.watermarks import HighWatermarks
 
 log = structlog.get_logger("stocksync.worker")
 
 MB = 1024 * 1024
 REPROJECT_CHUNK = 500  # rows re-projected between yields to the event loop
 EXPIRY_CHECK_SECONDS = 1.0
+WATCHDOG_SECONDS = 1.0
 MAX_PARTITION_BATCHES = 64  # fetched partition batches folded together (one delivery wait)
 DEFAULT_HISTORY_PAGE = 20
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
@@ -106,6 +109,9 @@ class Worker:
         self._next_offsets: dict[tuple[str, int], tuple[int, int]] = {}
         # (topic, partition) -> the offset after the last record folded and delivered
         self.folded: dict[tuple[str, int], int] = {}
+        self.assigned_inputs: frozenset[tuple[str, int]] = frozenset()  # read by a thread
+        self.watermarks = HighWatermarks(settings, lambda: self.assigned_inputs)
+        self.watchdog = Watchdog(settings.stall_after_s, settings.stall_fail_after_s)
         self._owners: dict[int, str] = {}
         self._owners_source: object = None
         # (events, seconds folding, age in seconds of the newest event) after each batch
@@ -172,6 +178,7 @@ class Worker:
         )
         self.app.agent(self.events_topic, name="fold_events")(self.fold_events)
         self.app.timer(EXPIRY_CHECK_SECONDS)(self.expire_due_holds)
+        self.app.timer(WATCHDOG_SECONDS)(self.watch_progress)
 
     @property
     def current_topology(self) -> Topology:
@@ -295,6 +302,60 @@ class Worker:
                 missing=first_offset - expected,
             )
         self._next_offsets[tp] = (generation, message.offset + 1)
+
+    # -- progress --------------------------------------------------------------------------
+
+    def _serving(self) -> tuple[list[int], bool, bool]:
+        """(assigned partitions of the stock topic, recovered, assigned and recovered and not
+        rebalancing)."""
+        app = self.app
+        assigned = (
+            sorted(
+                tp.partition
+                for tp in app.consumer.assignment()
+                if tp.topic == self.settings.topics.stock_events
+            )
+            if app.consumer
+            else []
+        )
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        return assigned, recovered, bool(assigned) and recovered and not app.rebalancing
+
+    def input_positions(self) -> list[tuple[str, int, int | None, int | None]]:
+        """(topic, partition, broker high watermark, next offset to fold) of every input
+        partition this worker owns."""
+        committed = self.app.consumer._committed_offset  # type: ignore[attr-defined]
+        highs = self.watermarks.highs
+        out = []
+        for topic, partition in sorted(self.assigned_inputs):
+            folded = self.folded.get((topic, partition))
+            known = committed.get(TP(topic, partition))
+            position = max((p for p in (folded, known) if p is not None), default=None)
+            out.append((topic, partition, highs.get((topic, partition)), position))
+        return out
+
+    async def watch_progress(self) -> None:
+        """Every second: is input waiting that nothing folds? (service.watchdog)"""
+        consumer = self.app.consumer
+        inputs = frozenset(self.topics.input_topics)
+        self.assigned_inputs = frozenset(
+            (tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in inputs
+        )
+        if not self._serving()[2]:
+            self.watchdog.reset()
+            return
+        waiting = any(
+            high is not None and (position or 0) < high
+            for _topic, _partition, high, position in self.input_positions()
+        )
+        was = self.watchdog.verdict
+        verdict = self.watchdog.observe(time.monotonic(), waiting, sum(self.folded.values()))
+        if verdict.stalled and not was.stalled:
+            log.error("fold_stalled", seconds=verdict.stalled_for_s, ready=False)
+        if verdict.dead and not was.dead:
+            log.critical("fold_dead", seconds=verdict.stalled_for_s, live=False)
+        if was.stalled and not verdict.stalled:
+            log.info("fold_resumed")
 
     # -- reservation expiry -----------------------------------------------------------------
 
@@ -451,23 +512,16 @@ class Worker:
         return None if stored is None else reply_from_record(decode(stored)[1])
 
     def health(self) -> dict[str, Any]:
-        app = self.app
-        assigned = (
-            sorted(
-                tp.partition
-                for tp in app.consumer.assignment()
-                if tp.topic == self.settings.topics.stock_events
-            )
-            if app.consumer
-            else []
-        )
-        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        ready = bool(assigned) and recovered and not app.rebalancing
+        assigned, recovered, serving = self._serving()
+        verdict = self.watchdog.verdict
         return {
-            "ready": ready,
+            "ready": serving and not verdict.stalled,
+            "live": not verdict.dead,
+            "stalled": verdict.stalled,
+            "stalled_for_s": verdict.stalled_for_s,
             "partitions": assigned,
             "recovered": recovered,
-            "rebalancing": app.rebalancing,
+            "rebalancing": self.app.rebalancing,
             "topology_version": self.current_topology.version,
             **self.counters,
         }

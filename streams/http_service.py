@@ -69,25 +69,12 @@ class FaustWorkerStats:
         return self.worker.health()
 
     def partition_lag(self) -> list[PartitionLag]:
-        consumer = self.worker.app.consumer
-        out = []
+        """The broker's high watermark against what the fold has done, per owned partition."""
         try:
-            assigned = sorted(tp for tp in consumer.assignment() if tp.topic in self.input_topics)
-        except Exception:  # not subscribed yet, or rebalancing
+            positions = self.worker.input_positions()
+        except Exception:  # the consumer is still starting
             return []
-        committed = getattr(consumer, "_committed_offset", {})
-        read = getattr(consumer, "_read_offset", {})
-        for tp in assigned:
-            try:
-                highwater: int | None = consumer.highwater(tp)
-            except Exception:  # partition being revoked
-                highwater = None
-            position = committed.get(tp)
-            last_read = read.get(tp)
-            if last_read is not None and (position is None or last_read + 1 > position):
-                position = last_read + 1  # folded, not yet committed
-            out.append(PartitionLag(tp.topic, tp.partition, highwater, position))
-        return out
+        return [PartitionLag(*item) for item in positions]
 
 
 # (alert type, partition, new, the decoded record or None where only the type is needed)
@@ -218,6 +205,7 @@ class HttpService(Service):
 
     async def on_start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.worker.watermarks.start()
         self.gateway.start(loop)
         self.alert_feed.start(loop)
         settings = self.worker.settings
@@ -253,6 +241,7 @@ class HttpService(Service):
         )
 
     async def on_stop(self) -> None:
+        self.worker.watermarks.stop()
         self.gateway.stop()
         self.alert_feed.stop()
         if self._runner is not None:

@@ -128,6 +128,16 @@ class Settings(BaseSettings):
     batch_max: int = Field(
         5000, ge=1, le=100_000, description="Most events fetched (and then folded) at once"
     )
+    stall_after_s: float = Field(
+        30.0,
+        gt=0,
+        description="Input waiting and nothing folded for this long: the worker says not ready",
+    )
+    stall_fail_after_s: float = Field(
+        60.0,
+        gt=0,
+        description="Stalled this much longer: /livez fails, so the orchestrator restarts it",
+    )
     history_per_sku: int = Field(
         50, ge=1, le=10_000, description="Audit records kept per SKU (GET .../history)"
     )

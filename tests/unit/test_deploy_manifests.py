@@ -318,7 +318,9 @@ def test_worker_probes_port_and_scrape_annotations_agree() -> None:
     assert env["STOCKSYNC_HTTP_HOST"] == "0.0.0.0"
     assert [p["containerPort"] for p in container["ports"]] == [http_port]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert (
+        container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    )  # the fold watchdog restarts a stalled worker
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert port_of(container, container[probe]["httpGet"]["port"]) == http_port
     annotations = statefulset["spec"]["template"]["metadata"]["annotations"]

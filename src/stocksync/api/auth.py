@@ -42,7 +42,7 @@ from stocksync.api.responses import error
 from stocksync.config import ConfigError
 
 ADMIN = "*"
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/dashboard"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/metrics", "/dashboard"})
 OPEN_PREFIXES = ("/dashboard/",)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -5,7 +5,9 @@ GET  /v1/atp/{sku}/history[?limit=&before=]  applied events, newest first, a pag
                                  quantities after each, why channels moved
 POST /v1/atp/batch               {"skus": [...], "channel": optional} -> many SKUs at once
 GET  /healthz                    process is up
-GET  /readyz                     200 once partitions are assigned and the table recovered
+GET  /readyz                     200 once partitions are assigned and the table recovered, and
+                                 while the fold keeps up (503 when input waits unfolded)
+GET  /livez                      200 unless the fold has been stalled past its grace period
 
 With API keys (stocksync.api.auth) a channel key sees its own channel only: `?channel=` of
 another channel is a 403, and without `?channel=` it gets its own channel's view. History shows
@@ -223,6 +225,14 @@ def build_http_app(
         health = reader.health()
         return json_response(health, 200 if health.get("ready") else 503)
 
+    async def livez(_request: web.Request) -> web.Response:
+        health = reader.health()
+        live = health.get("live", True)
+        return json_response(
+            {"live": live, "stalled_for_s": health.get("stalled_for_s", 0.0)},
+            200 if live else 503,
+        )
+
     on_reject = metrics.count_rejection if metrics is not None else None
     middlewares: list[Middleware] = []
     if metrics is not None:
@@ -243,4 +253,5 @@ def build_http_app(
     app.router.add_post("/v1/atp/batch", batch_atp)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/livez", livez)
     return app

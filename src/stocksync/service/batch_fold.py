@@ -163,9 +163,9 @@ def _fold_command(
         # the quantities it changed) may have died with the process that made it. Send the
         # row and every channel's current quantity again; idempotent.
         state.rewrite = True
-        if result.row.locations:  # (a refused request alone leaves an unknown SKU unknown)
-            for change in current_quantities(result.row, topology, topology.channels):
-                state.projections[change.channel] = change
+        published = [c for c in result.row.published if c in topology.channels]
+        for change in current_quantities(result.row, topology, published):
+            state.projections[change.channel] = change
     if reply is None:
         return  # a redelivery whose answer the row has forgotten
     encoded = encode_reply(reply)

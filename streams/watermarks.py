@@ -1,0 +1,59 @@
+"""The broker's high watermarks of the input partitions this worker owns, read every few
+seconds in a thread of their own. The lag metric and the watchdog compare them with what the
+fold has done: faust's own idea of the high watermark comes from its fetches, and a fetcher
+that has stopped would report no lag at all."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+
+import structlog
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from stocksync.config import Settings
+
+log = structlog.get_logger("stocksync.watermarks")
+
+POLL_S = 2.0
+TIMEOUT_S = 5.0
+
+
+class HighWatermarks:
+    def __init__(self, settings: Settings, owned: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        self._settings = settings
+        self._owned = owned  # called from the thread: must be safe to read there
+        self._stop = threading.Event()
+        self.highs: dict[tuple[str, int], int] = {}  # replaced whole, never mutated
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="high-watermarks", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        consumer = Consumer(
+            {
+                **self._settings.librdkafka_config(),
+                "group.id": f"{self._settings.app_id}-watermarks",  # never joins nor commits
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            while not self._stop.wait(POLL_S):
+                highs = {}
+                for topic, partition in list(self._owned()):
+                    try:
+                        _low, high = consumer.get_watermark_offsets(
+                            TopicPartition(topic, partition), timeout=TIMEOUT_S, cached=False
+                        )
+                    except KafkaException as exc:
+                        log.warning("high_watermark_unread", topic=topic, error=str(exc))
+                        if (known := self.highs.get((topic, partition))) is not None:
+                            highs[(topic, partition)] = known
+                        continue
+                    highs[(topic, partition)] = high
+                self.highs = highs
+        finally:
+            consumer.close()
