@@ -14,6 +14,7 @@ output sink.
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import os
 import time
@@ -84,6 +85,7 @@ class Worker:
     def __init__(self, settings: Settings, topology: Topology) -> None:
         self.settings = settings
         self._reprojection: asyncio.Future[None] | None = None
+        self._gc_frozen = False
         topics = settings.topics
         self.topics = topics
         self.counters: dict[str, int] = {**dict.fromkeys(COUNTERS, 0), "input_gaps": 0}
@@ -210,6 +212,11 @@ class Worker:
             MAX_PARTITION_BATCHES, within=self.settings.batch_within_s
         )
         async for take in takes:
+            if not self._gc_frozen:
+                # Start-up is over (imports, faust's services, recovery): nothing allocated so
+                # far will become garbage, so the collector need not scan it again.
+                gc.freeze()
+                self._gc_frozen = True
             started = time.perf_counter()
             records = self._admitted_batches(take)
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import structlog
 from faust import Worker as FaustWorker
@@ -45,7 +46,13 @@ def build_worker(settings: Settings) -> Worker:
     return worker
 
 
+# The fold allocates a few short-lived objects per event; CPython's default (a young
+# collection every 700 allocations) spent about a tenth of the worker's time collecting them.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
 def run_worker(settings: Settings) -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
     # faust creates only the last folder of datadir.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = build_worker(settings)
