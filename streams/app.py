@@ -37,7 +37,7 @@ from stocksync.domain.fold import project_channels
 from stocksync.domain.reservations import CommandKind, ReservationCommand, ReservationReply
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
-from stocksync.service.admission import AdmissionRules, murmur2_partition
+from stocksync.service.admission import admission_rules, murmur2_partition
 from stocksync.service.batch_fold import (
     ANSWER_PREFIX,
     COUNTERS,
@@ -93,12 +93,7 @@ class Worker:
         self.expiry_queue: list[tuple[int, str, str]] = []
         self.fold = FoldContext(
             topology=topology,
-            rules=AdmissionRules(
-                partitions=settings.partitions,
-                source_of_topic=topics.source_topics(),
-                own_topic_sources=frozenset(topics.own_topic_sources),
-                command_topics=frozenset({topics.reservation_commands}),
-            ),
+            rules=admission_rules(topics, settings.partitions),
             topics=topics,
             retention=HistoryRetention(
                 per_sku=settings.history_per_sku, max_age_days=settings.history_max_age_days

@@ -14,19 +14,21 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from aiokafka.partitioner import murmur2
-
-from stocksync.codec.avro import decode
-from stocksync.codec.events import EVENT_SUBJECTS, record_to_event
-from stocksync.codec.reservations import COMMAND_SUBJECT, command_from_record
-from stocksync.domain.events import InventoryEvent
 from stocksync.domain.fold import apply_event
 from stocksync.domain.reservations import ReservationCommand, apply_command
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
+from stocksync.service.admission import (
+    AdmissionRules,
+    Admitted,
+    Rejected,
+    admission_rules,
+    admit,
+    decode_message,
+    murmur2_partition,
+)
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
@@ -51,29 +53,12 @@ class LogRecord:
     value: bytes | None
 
 
-@lru_cache(maxsize=200_000)
-def murmur2_partition(key: bytes, partitions: int) -> int:
-    """The partition the worker expects a SKU on (the Java client's default partitioner)."""
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
-
-
-def _decoded(payload: bytes | None) -> InventoryEvent | ReservationCommand | None:
-    """The event or command a payload holds, or None where the worker dead-letters it."""
-    try:
-        subject, record = decode(payload)
-        if subject in EVENT_SUBJECTS:
-            return record_to_event(subject, record)
-        if subject == COMMAND_SUBJECT:
-            return command_from_record(record)
-    except (ValueError, LookupError):
-        # undecodable, unknown schema, invalid event (InvalidEvent is a ValueError)
-        return None
-    return None
+__all__ = ["murmur2_partition"]  # re-exported: where the worker expects a SKU
 
 
 def _fold(
     rows: dict[str, SkuRow],
-    decoded: InventoryEvent | ReservationCommand,
+    decoded: Admitted,
     offset: int,
     topology: Topology,
 ) -> None:
@@ -93,34 +78,35 @@ def replay(messages: Iterable[tuple[int, bytes]], topology: Topology) -> dict[st
     log offset. Offsets matter only for reservation commands."""
     rows: dict[str, SkuRow] = {}
     for offset, payload in messages:
-        decoded = _decoded(payload)
-        if decoded is not None:
-            _fold(rows, decoded, offset, topology)
+        try:
+            decoded = decode_message("replay", payload)
+        except Rejected:
+            continue
+        _fold(rows, decoded, offset, topology)
     return rows
 
 
 def replay_records(
     records: Iterable[LogRecord],
     topology: Topology,
-    partitions: int,
+    rules: AdmissionRules | int,
     skus: Collection[str] | None = None,
     rows: dict[str, SkuRow] | None = None,
 ) -> dict[str, SkuRow]:
-    """Fold records as the worker does, skipping what it dead-letters (undecodable, unknown
-    schema, invalid, key not the SKU, SKU on the wrong partition, a fold error). `skus` limits
-    the replay to those SKUs; `rows` is folded into (and returned)."""
+    """Fold records as the worker does, skipping what it dead-letters: admission is the
+    worker's own (`rules`, or just the partition count). `skus` limits the replay to those
+    SKUs; `rows` is folded into (and returned)."""
+    if isinstance(rules, int):
+        rules = AdmissionRules(partitions=rules)
     rows = {} if rows is None else rows
     wanted = None if skus is None else {s.encode() for s in skus}
     for record in records:
         key = record.key
         if wanted is not None and key not in wanted:
             continue
-        decoded = _decoded(record.value)
-        if decoded is None or key is None:
-            continue
-        if key != decoded.sku.encode():
-            continue
-        if record.partition != murmur2_partition(key, partitions):
+        try:
+            decoded = admit(record.topic, record.partition, key, record.value, rules)
+        except Rejected:
             continue
         _fold(rows, decoded, record.offset, topology)
     return rows
@@ -254,7 +240,8 @@ def replay_log(
         bounds = {tp: marks for tp, marks in plan.inputs.items() if tp[1] == p}
         streams = read_until(consumer, bounds, on_read)
         ordered = interleave(streams[(t, p)] for t in settings.topics.input_topics)
-        replay_records(ordered, topology, settings.partitions, skus, rows)
+        rules = admission_rules(settings.topics, settings.partitions)
+        replay_records(ordered, topology, rules, skus, rows)
     return rows
 
 

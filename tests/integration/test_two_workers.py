@@ -16,7 +16,7 @@ import pytest
 from stocksync.channels.producer import ChannelProducer
 from stocksync.domain.events import EventKind
 from stocksync.domain.reservations import MAX_ANSWERS
-from streams.app import murmur2_partition
+from stocksync.service.admission import murmur2_partition
 from tests.integration.reservation_clients import reserve_once
 from tests.integration.support import (
     WorkerProcess,

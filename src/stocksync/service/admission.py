@@ -16,6 +16,7 @@ from stocksync.codec.reservations import COMMAND_SUBJECT, command_from_record
 from stocksync.codec.schemas import UnknownSchema
 from stocksync.domain.events import InvalidEvent, InventoryEvent
 from stocksync.domain.reservations import ReservationCommand
+from stocksync.topics import TopicNames
 
 Admitted = InventoryEvent | ReservationCommand
 
@@ -49,31 +50,29 @@ class AdmissionRules:
     command_topics: frozenset[str] = frozenset()
 
 
+def admission_rules(topics: TopicNames, partitions: int) -> AdmissionRules:
+    """The rules of a deployment: the worker admits by them, and so does replay."""
+    return AdmissionRules(
+        partitions=partitions,
+        source_of_topic=topics.source_topics(),
+        own_topic_sources=frozenset(topics.own_topic_sources),
+        command_topics=frozenset({topics.reservation_commands}),
+    )
+
+
 def admit(
     topic: str, partition: int, key: bytes | None, value: bytes | None, rules: AdmissionRules
 ) -> Admitted:
     """The event or command a message holds, or Rejected with the reason."""
-    decoded: Admitted
-    try:
-        subject, record = decode(value)
-        if subject in EVENT_SUBJECTS:
-            decoded = record_to_event(subject, record)
-        elif subject == COMMAND_SUBJECT:
-            decoded = command_from_record(record)
-        else:
-            raise InvalidEvent(f"a {subject} message does not belong on {topic}")
-    except Undecodable as exc:
-        raise Rejected("undecodable", str(exc)) from None
-    except UnknownSchema as exc:
-        raise Rejected("unknown_schema", str(exc)) from None
-    except (InvalidEvent, ValueError, KeyError) as exc:
-        raise Rejected("invalid", str(exc)) from None
-    if rules.command_topics and (topic in rules.command_topics) != (subject == COMMAND_SUBJECT):
+    decoded = decode_message(topic, value)
+    command = isinstance(decoded, ReservationCommand)
+    if rules.command_topics and (topic in rules.command_topics) != command:
+        what = "a reservation command" if command else "a stock or sale event"
         where = ", ".join(sorted(rules.command_topics))
         raise Rejected(
             "invalid",
-            f"a {subject} message does not belong on {topic}: reservation commands go to "
-            f"{where}, stock and sale events to the event topics",
+            f"{what} does not belong on {topic}: reservation commands go to {where}, stock "
+            f"and sale events to the event topics",
         )
     if isinstance(decoded, InventoryEvent):
         check_source(topic, decoded.source, rules)
@@ -91,6 +90,24 @@ def admit(
             f"{expected}: set partitioner=murmur2_random on the producer",
         )
     return decoded
+
+
+def decode_message(topic: str, value: bytes | None) -> Admitted:
+    """The validated event or command of a message's bytes, or Rejected with the reason (the
+    first half of admission: what the bytes say, not where they arrived)."""
+    try:
+        subject, record = decode(value)
+        if subject in EVENT_SUBJECTS:
+            return record_to_event(subject, record)
+        if subject == COMMAND_SUBJECT:
+            return command_from_record(record)
+        raise InvalidEvent(f"a {subject} message does not belong on {topic}")
+    except Undecodable as exc:
+        raise Rejected("undecodable", str(exc)) from None
+    except UnknownSchema as exc:
+        raise Rejected("unknown_schema", str(exc)) from None
+    except (InvalidEvent, ValueError, KeyError) as exc:
+        raise Rejected("invalid", str(exc)) from None
 
 
 def check_source(topic: str, source: str, rules: AdmissionRules) -> None:

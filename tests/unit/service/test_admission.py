@@ -136,12 +136,12 @@ REJECTIONS = {
     "a command on an event topic": (
         Message(value=encode_command(reserve(1, "res-1"))),
         "invalid",
-        f"a reservation-command message does not belong on {TOPICS.stock_events}",
+        f"a reservation command does not belong on {TOPICS.stock_events}",
     ),
     "an event on the commands topic": (
         Message(topic=TOPICS.reservation_commands),
         "invalid",
-        f"a stock-event message does not belong on {TOPICS.reservation_commands}",
+        f"a stock or sale event does not belong on {TOPICS.reservation_commands}",
     ),
     "no key": (
         Message(key=None),
