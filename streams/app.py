@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import heapq
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -27,31 +26,23 @@ from faust.types import TP, EventT, StreamT
 
 from stocksync.adapters.kafka.outputs import Outputs, OutputsNotDelivered
 from stocksync.adapters.store.rocksdb import RocksRowStore
-from stocksync.codec.avro import decode
 from stocksync.codec.outputs import encode_alert, encode_projection, projection_key
-from stocksync.codec.reservations import encode_command, reply_from_record
-from stocksync.codec.rows import holds_from_bytes, row_from_bytes
+from stocksync.codec.rows import row_from_bytes
 from stocksync.config import Settings
 from stocksync.domain.effects import ChannelQuantityChanged, StockLevelCrossed
 from stocksync.domain.fold import project_channels
-from stocksync.domain.reservations import CommandKind, ReservationCommand, ReservationReply
-from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
-from stocksync.service.admission import admission_rules, murmur2_partition
-from stocksync.service.batch_fold import (
-    ANSWER_PREFIX,
-    COUNTERS,
-    ENDED_PREFIX,
-    FoldContext,
-    fold_batch,
-)
-from stocksync.service.history import HistoryPage, HistoryRetention, read_history
+from stocksync.service.admission import admission_rules
+from stocksync.service.batch_fold import COUNTERS, FoldContext, fold_batch
+from stocksync.service.history import HistoryRetention
 from stocksync.service.ports import Table
-from stocksync.service.watchdog import Watchdog
+from stocksync.service.queries import TableQueries
 from stocksync.topics import ATP_TABLE, HISTORY_TABLE, RESERVATION_INDEX_TABLE
 from streams.batch_transport import SCHEME, BatchingApp
+from streams.expiry import HoldExpiry
 from streams.faust_fixes import keep_queued_input_on_resume
-from streams.watermarks import HighWatermarks
+from streams.ownership import PartitionOwners
+from streams.progress import InputProgress
 
 log = structlog.get_logger("stocksync.worker")
 
@@ -60,7 +51,6 @@ REPROJECT_CHUNK = 500  # rows re-projected between yields to the event loop
 EXPIRY_CHECK_SECONDS = 1.0
 WATCHDOG_SECONDS = 1.0
 MAX_PARTITION_BATCHES = 64  # fetched partition batches folded together (one delivery wait)
-DEFAULT_HISTORY_PAGE = 20
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
 EXIT_OUTPUTS_LOST = 75  # EX_TEMPFAIL: restart the worker; nothing past its last commit is lost
 EXIT_FOLD_FAILED = 70  # EX_SOFTWARE: the fold engine failed; nothing of the batch was acked
@@ -89,8 +79,6 @@ class Worker:
         topics = settings.topics
         self.topics = topics
         self.counters: dict[str, int] = {**dict.fromkeys(COUNTERS, 0), "input_gaps": 0}
-        # (expires_at, sku, reservation id) of holds this worker owns; EXPIRE is written when due
-        self.expiry_queue: list[tuple[int, str, str]] = []
         self.fold = FoldContext(
             topology=topology,
             rules=admission_rules(topics, settings.partitions),
@@ -99,18 +87,9 @@ class Worker:
                 per_sku=settings.history_per_sku, max_age_days=settings.history_max_age_days
             ),
             counters=self.counters,
-            on_hold=lambda at, sku, rid: heapq.heappush(self.expiry_queue, (at, sku, rid)),
+            on_hold=self._hold_taken,
             clock_ms=lambda: int(time.time() * 1000),
         )
-        # (topic, partition) -> (consumer generation, next offset expected): see _check_gap
-        self._next_offsets: dict[tuple[str, int], tuple[int, int]] = {}
-        # (topic, partition) -> the offset after the last record folded and delivered
-        self.folded: dict[tuple[str, int], int] = {}
-        self.assigned_inputs: frozenset[tuple[str, int]] = frozenset()  # read by a thread
-        self.watermarks = HighWatermarks(settings, lambda: self.assigned_inputs)
-        self.watchdog = Watchdog(settings.stall_after_s, settings.stall_fail_after_s)
-        self._owners: dict[int, str] = {}
-        self._owners_source: object = None
         # (events, seconds folding, age in seconds of the newest event) after each batch
         self.batch_observers: list[Callable[[int, float, float | None], None]] = []
         self.app = BatchingApp(
@@ -170,12 +149,20 @@ class Worker:
         }
         self._stores = {self._changelog_topics[name]: t.data for name, t in tables.items()}
         self.outputs = Outputs(settings, self._changelog_topics)
-        self.store = RocksRowStore(
-            {name: _partition_databases(table) for name, table in tables.items()}
+        # faust opens and closes each partition's database as partitions come and go
+        self.store = RocksRowStore({name: t.data._dbs for name, t in tables.items()})
+        self.queries = TableQueries(
+            self.store, settings.partitions, self.fold.retention, lambda: self.fold.topology
         )
+        self.owners = PartitionOwners(self.app, settings)
+        self.progress = InputProgress(self.app, settings, self.counters)
+        self.expiry = HoldExpiry(self.commands_topic)
         self.app.agent(self.events_topic, name="fold_events")(self.fold_events)
-        self.app.timer(EXPIRY_CHECK_SECONDS)(self.expire_due_holds)
+        self.app.timer(EXPIRY_CHECK_SECONDS)(self.expiry.expire_due)
         self.app.timer(WATCHDOG_SECONDS)(self.watch_progress)
+
+    def _hold_taken(self, expires_at: int, sku: str, reservation_id: str) -> None:
+        self.expiry.hold_taken(expires_at, sku, reservation_id)
 
     @property
     def current_topology(self) -> Topology:
@@ -236,9 +223,7 @@ class Worker:
                 # outputs. Stop at once instead; a restart folds it again.
                 fail_stop("outputs_not_delivered", str(exc), EXIT_OUTPUTS_LOST)
             self._persisted(self.outputs.take_changelog_offsets())
-            for take_event in take:
-                message = take_event.message
-                self.folded[(message.topic, message.partition)] = message.offset + 1
+            self.progress.delivered(take)
 
     def _admitted_batches(self, take: Sequence[EventT[Any]]) -> list[tuple[Any, ...]]:
         """The record batches of a take that belong to this worker's current assignment."""
@@ -250,7 +235,7 @@ class Worker:
                 self._leave_for_new_owner(message)
                 continue
             records: tuple[Any, ...] = event.value  # type: ignore[assignment]
-            self._check_gap(message, records[0].offset)
+            self.progress.check_gap(message, records[0].offset)
             out.append(records)
         return out
 
@@ -277,34 +262,6 @@ class Worker:
             offset=message.offset,
         )
 
-    def _check_gap(self, message: Any, first_offset: int) -> None:
-        """Raise the alarm when input skips offsets: within one assignment a partition's
-        batches arrive in offset order, each starting right after the last (earlier ones come
-        again after a seek back; the producers write no transactions, whose markers would take
-        offsets). A jump means faust dropped messages on the way to the agent, as its recovery
-        once did (streams/faust_fixes.py): the table then misses what they carried."""
-        tp = (message.topic, message.partition)
-        generation = message.generation_id
-        known = self._next_offsets.get(tp)
-        if known is not None and known[0] == generation:
-            expected: int | None = known[1]
-        else:
-            # The first batch of this assignment starts at the committed offset (the next to
-            # read) when faust knows it; before the partition's first commit it cannot be told.
-            committed = self.app.consumer._committed_offset  # type: ignore[attr-defined]
-            expected = committed.get(message.tp)
-        if expected is not None and first_offset > expected:
-            self.counters["input_gaps"] += 1
-            log.error(
-                "input_gap",
-                topic=message.topic,
-                partition=message.partition,
-                expected=expected,
-                received=first_offset,
-                missing=first_offset - expected,
-            )
-        self._next_offsets[tp] = (generation, message.offset + 1)
-
     # -- progress --------------------------------------------------------------------------
 
     def _serving(self) -> tuple[list[int], bool, bool]:
@@ -323,81 +280,8 @@ class Worker:
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         return assigned, recovered, bool(assigned) and recovered and not app.rebalancing
 
-    def input_positions(self) -> list[tuple[str, int, int | None, int | None]]:
-        """(topic, partition, broker high watermark, next offset to fold) of every input
-        partition this worker owns."""
-        committed = self.app.consumer._committed_offset  # type: ignore[attr-defined]
-        highs = self.watermarks.highs
-        out = []
-        for topic, partition in sorted(self.assigned_inputs):
-            folded = self.folded.get((topic, partition))
-            known = committed.get(TP(topic, partition))
-            position = max((p for p in (folded, known) if p is not None), default=None)
-            out.append((topic, partition, highs.get((topic, partition)), position))
-        return out
-
     async def watch_progress(self) -> None:
-        """Every second: is input waiting that nothing folds? (service.watchdog)"""
-        consumer = self.app.consumer
-        inputs = frozenset(self.topics.input_topics)
-        self.assigned_inputs = frozenset(
-            (tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in inputs
-        )
-        if not self._serving()[2]:
-            self.watchdog.reset()
-            return
-        waiting = any(
-            high is not None and (position or 0) < high
-            for _topic, _partition, high, position in self.input_positions()
-        )
-        was = self.watchdog.verdict
-        verdict = self.watchdog.observe(time.monotonic(), waiting, sum(self.folded.values()))
-        if verdict.stalled and not was.stalled:
-            log.error("fold_stalled", seconds=verdict.stalled_for_s, ready=False)
-        if verdict.dead and not was.dead:
-            log.critical("fold_dead", seconds=verdict.stalled_for_s, live=False)
-        if was.stalled and not verdict.stalled:
-            log.info("fold_resumed")
-
-    # -- reservation expiry -----------------------------------------------------------------
-
-    async def expire_due_holds(self) -> None:
-        """Write an EXPIRE command for every hold whose time ran out. The wall clock is read
-        here, outside the fold; the fold decides on the command's time, so a replay agrees."""
-        now = int(time.time() * 1000)
-        queue = self.expiry_queue
-        while queue and queue[0][0] <= now:
-            expires_at, sku, reservation_id = heapq.heappop(queue)
-            command = ReservationCommand(
-                request_id=f"expire:{reservation_id}:{expires_at}",
-                kind=CommandKind.EXPIRE,
-                sku=sku,
-                reservation_id=reservation_id,
-                issued_at=now,
-            )
-            await self.commands_topic.send(key=sku.encode(), value=encode_command(command))
-
-    def load_expiry_queue(self) -> None:
-        """After recovery: the holds in the table that need an expiry. One pass over each
-        partition's RocksDB (a per-key table lookup probes every partition), reading only the
-        SKU and holds of each row."""
-        started = time.monotonic()
-        rows = 0
-        for stored in self.table.data.values():
-            try:
-                sku, holds = holds_from_bytes(stored)
-            except ValueError as exc:
-                log.error("row_unreadable", error=str(exc))
-                continue
-            rows += 1
-            for reservation_id, hold in holds.items():
-                heapq.heappush(self.expiry_queue, (hold.expires_at, sku, reservation_id))
-        log.info(
-            "expiry_queue_loaded",
-            holds=len(self.expiry_queue),
-            rows=rows,
-            seconds=round(time.monotonic() - started, 3),
-        )
+        self.progress.watch(serving=self._serving()[2])
 
     # -- configuration changes ---------------------------------------------------------------
 
@@ -444,78 +328,14 @@ class Worker:
                 await asyncio.sleep(0)
         log.info("topology_reprojected", version=topology.version, rows=done)
 
-    # -- what the HTTP API reads -------------------------------------------------------------
-
-    def row(self, sku: str) -> SkuRow | None:
-        key = sku.encode()
-        stored = self.store.get(Table.ROWS, murmur2_partition(key, self.settings.partitions), key)
-        return row_from_bytes(stored) if stored is not None else None
-
-    def history_of(
-        self, sku: str, limit: int = DEFAULT_HISTORY_PAGE, before: int | None = None
-    ) -> HistoryPage | None:
-        """A page of the SKU's audit trail, newest first; None for an unknown SKU."""
-        row = self.row(sku)
-        if row is None:
-            return None
-        key = sku.encode()
-        partition = murmur2_partition(key, self.settings.partitions)
-        return read_history(
-            lambda k: self.store.get(Table.HISTORY, partition, k),
-            key,
-            row.revision,
-            row.last_event_at,
-            self.fold.retention,
-            self.fold.topology,
-            limit,
-            before,
-        )
+    # -- what the HTTP API reads besides the tables (TableQueries) --------------------------
 
     def topology(self) -> Topology:
-        return self.current_topology
-
-    def other_workers(self) -> list[str]:
-        own = self.settings.http_url
-        return sorted({url for url in self._partition_owners().values() if url != own})
-
-    def owner_of(self, sku: str) -> str | None:
-        """The HTTP URL of the worker that owns the SKU's partition, or None when it is this
-        worker (or the assignment is not known yet: then this worker answers)."""
-        url = self._partition_owners().get(
-            murmur2_partition(sku.encode(), self.settings.partitions)
-        )
-        return None if url is None or url == self.settings.http_url else url
-
-    def _partition_owners(self) -> dict[int, str]:
-        """Partition -> owning worker's URL, rebuilt only when the assignor publishes a new
-        distribution (it replaces the mapping on every rebalance): lookups stay O(1)."""
-        distribution = self.app.router.tables_metadata()
-        if distribution is not self._owners_source:
-            changelog = self.settings.topics.atp_changelog
-            self._owners = {
-                partition: str(url).rstrip("/")
-                for url, topics in distribution.items()
-                for partition in topics.get(changelog, ())
-            }
-            self._owners_source = distribution
-        return self._owners
-
-    def reservation_reply(self, request_id: str) -> ReservationReply | None:
-        """The recorded answer to a request (a RESERVE's request id is its reservation id)."""
-        return self._indexed(ANSWER_PREFIX + request_id.encode())
-
-    def reservation_end(self, reservation_id: str) -> ReservationReply | None:
-        """How a hold ended: confirmed, released or expired."""
-        return self._indexed(ENDED_PREFIX + reservation_id.encode())
-
-    def _indexed(self, key: bytes) -> ReservationReply | None:
-        # index keys are request or reservation ids, not SKUs: any partition may hold one
-        stored = self.reservation_index.get(key)
-        return None if stored is None else reply_from_record(decode(stored)[1])
+        return self.fold.topology
 
     def health(self) -> dict[str, Any]:
         assigned, recovered, serving = self._serving()
-        verdict = self.watchdog.verdict
+        verdict = self.progress.verdict
         return {
             "ready": serving and not verdict.stalled,
             "live": not verdict.dead,
@@ -527,29 +347,3 @@ class Worker:
             "topology_version": self.current_topology.version,
             **self.counters,
         }
-
-
-def _partition_databases(table: Any) -> Callable[[int], Any]:
-    """A partition's RocksDB database of a faust table: for a partition this worker owns, the
-    one faust opened and recovered; for another (an HTTP read while the assignment is not
-    known), nothing is opened: an empty stand-in answers."""
-    store = table.data
-
-    def database(partition: int) -> Any:
-        db = store._dbs.get(partition)
-        if db is None:
-            return _EMPTY
-        return db
-
-    return database
-
-
-class _Empty:
-    def get(self, _key: bytes) -> None:
-        return None
-
-    def write(self, _batch: Any) -> None:
-        raise RuntimeError("a write to a partition this worker has not opened")
-
-
-_EMPTY = _Empty()

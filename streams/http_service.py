@@ -32,6 +32,21 @@ log = structlog.get_logger("stocksync.http")
 ALERTS_BACKFILL = 20  # alerts per partition shown when the dashboard starts
 
 
+class WorkerReader:
+    """What the ATP handlers read: the tables through the worker's queries, its health."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.row = worker.queries.row
+        self.history_of = worker.queries.history_of
+
+    def topology(self) -> Topology:
+        return self.worker.topology()
+
+    def health(self) -> dict[str, Any]:
+        return self.worker.health()
+
+
 class WorkerReservations:
     """What the reservation handlers need: the gateway to the owning worker, and lookups."""
 
@@ -43,13 +58,13 @@ class WorkerReservations:
         return await self.gateway.request(command, timeout)
 
     def reservation_reply(self, request_id: str) -> ReservationReply | None:
-        return self.worker.reservation_reply(request_id)
+        return self.worker.queries.reservation_reply(request_id)
 
     def reservation_end(self, reservation_id: str) -> ReservationReply | None:
-        return self.worker.reservation_end(reservation_id)
+        return self.worker.queries.reservation_end(reservation_id)
 
     def row(self, sku: str) -> SkuRow | None:
-        return self.worker.row(sku)
+        return self.worker.queries.row(sku)
 
     def topology(self) -> Topology:
         return self.worker.topology()
@@ -71,7 +86,7 @@ class FaustWorkerStats:
     def partition_lag(self) -> list[PartitionLag]:
         """The broker's high watermark against what the fold has done, per owned partition."""
         try:
-            positions = self.worker.input_positions()
+            positions = self.worker.progress.positions()
         except Exception:  # the consumer is still starting
             return []
         return [PartitionLag(*item) for item in positions]
@@ -205,16 +220,16 @@ class HttpService(Service):
 
     async def on_start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.worker.watermarks.start()
+        self.worker.progress.watermarks.start()
         self.gateway.start(loop)
         self.alert_feed.start(loop)
         settings = self.worker.settings
         app = build_http_app(
-            self.worker,
+            WorkerReader(self.worker),
             keys=self.keys,
             metrics=self.metrics,
             max_body_bytes=settings.http_max_body_bytes,
-            owners=self.worker,
+            owners=self.worker.owners,
         )
         add_reservation_routes(
             app,
@@ -224,7 +239,7 @@ class HttpService(Service):
         )
         add_dashboard_routes(
             app,
-            self.worker.row,
+            self.worker.queries.row,
             self.worker.topology,
             LiveView(self.stats, self.metrics.fold, self.alerts),
             interval_s=settings.dashboard_interval_s,
@@ -241,7 +256,7 @@ class HttpService(Service):
         )
 
     async def on_stop(self) -> None:
-        self.worker.watermarks.stop()
+        self.worker.progress.watermarks.stop()
         self.gateway.stop()
         self.alert_feed.stop()
         if self._runner is not None:

@@ -39,7 +39,7 @@ def build_worker(settings: Settings) -> Worker:
             loop.call_soon_threadsafe(worker.on_topology, topology)
 
         TopologyFollower(settings, worker.current_topology.version, on_new).start()
-        worker.load_expiry_queue()
+        worker.expiry.load(worker.table.data.values())
 
     worker.app.task(follow_topology)
 

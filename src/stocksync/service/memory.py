@@ -17,6 +17,9 @@ class MemoryRowStore:
     def get(self, table: Table, partition: int, key: bytes) -> bytes | None:
         return self.data.get((table, partition), {}).get(key)
 
+    def find(self, table: Table, key: bytes) -> bytes | None:
+        return self.table(table).get(key)
+
     def write(self, table: Table, partition: int, items: Iterable[tuple[bytes, bytes]]) -> None:
         self.data.setdefault((table, partition), {}).update(items)
 

@@ -40,6 +40,10 @@ class RowStore(Protocol):
 
     def get(self, table: Table, partition: int, key: bytes) -> bytes | None: ...
 
+    def find(self, table: Table, key: bytes) -> bytes | None:
+        """A key of unknown partition (the reservation index is looked up by request id)."""
+        ...
+
     def write(self, table: Table, partition: int, items: Iterable[tuple[bytes, bytes]]) -> None:
         """Write many keys of one partition at once (a RocksDB write batch)."""
         ...

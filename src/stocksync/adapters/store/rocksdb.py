@@ -1,9 +1,10 @@
-"""The RowStore port over RocksDB (rocksdict): one database per table and partition, opened
-and recovered by faust's table store; reads are point gets, writes are one write batch."""
+"""The RowStore port over RocksDB (rocksdict): one database per table and partition, opened,
+recovered and closed by faust's table store as partitions are assigned and revoked; reads are
+point gets, writes are one write batch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from rocksdict import Rdict, WriteBatch
 
@@ -11,16 +12,33 @@ from stocksync.service.ports import Table
 
 
 class RocksRowStore:
-    def __init__(self, databases: Mapping[Table, Callable[[int], Rdict]]) -> None:
-        # (table) -> the database of a partition
+    def __init__(self, databases: Mapping[Table, Mapping[int, Rdict]]) -> None:
+        # table -> {partition: its open database}, kept current by whoever opens them
         self._databases = databases
 
     def get(self, table: Table, partition: int, key: bytes) -> bytes | None:
-        value = self._databases[table](partition).get(key)
+        db = self._databases[table].get(partition)
+        if db is None:  # not a partition of this worker: nothing is opened for a read
+            return None
+        value = db.get(key)
         return None if value is None else bytes(value)
 
+    def find(self, table: Table, key: bytes) -> bytes | None:
+        for db in list(self._databases[table].values()):
+            value = db.get(key)
+            if value is not None:
+                return bytes(value)
+        return None
+
     def write(self, table: Table, partition: int, items: Iterable[tuple[bytes, bytes]]) -> None:
+        try:
+            db = self._databases[table][partition]
+        except KeyError:
+            raise RuntimeError(
+                f"a write to partition {partition} of the {table} table, which this worker has "
+                f"not opened"
+            ) from None
         batch = WriteBatch(raw_mode=True)
         for key, value in items:
             batch.put(key, value)
-        self._databases[table](partition).write(batch)
+        db.write(batch)
