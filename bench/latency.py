@@ -29,7 +29,11 @@ from stocksync.provision import ensure_topics
 SKUS = 2000
 
 
-def measure(worker_settings, rate: int, seconds: float, seed: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+# Held: at the end of a rate's run the input waiting is under half a second's worth.
+HELD_LAG_SECONDS = 0.5
+
+
+def measure(worker_settings, rate: int, seconds: float, seed: int, lag) -> dict[str, float]:  # type: ignore[no-untyped-def]
     topics = worker_settings.topics
     consumer = Consumer(
         {
@@ -82,7 +86,12 @@ def measure(worker_settings, rate: int, seconds: float, seed: int) -> dict[str, 
     end = next_at + seconds
     seq = int(time.time() * 1e6)
     sent = 0
+    lags: list[float] = []
+    next_lag = next_at + 1.0
     while time.monotonic() < end:
+        if time.monotonic() >= next_lag:
+            next_lag += 1.0
+            lags.append(lag())
         seq += 1
         sku = f"LAT-{rng.randrange(SKUS):05d}"
         event = InventoryEvent(
@@ -95,6 +104,7 @@ def measure(worker_settings, rate: int, seconds: float, seed: int) -> dict[str, 
         delay = next_at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+    lags.append(lag())
     producer.flush(30)
     time.sleep(2)
     stop.set()
@@ -108,7 +118,21 @@ def measure(worker_settings, rate: int, seconds: float, seed: int) -> dict[str, 
         "p50_ms": round(percentile(values, 50), 1),
         "p99_ms": round(percentile(values, 99), 1),
         "p999_ms": round(percentile(values, 99.9), 1),
+        # the worker's consumer lag (stocksync_consumer_lag_total), sampled every second
+        "lag_max": max(lags, default=0),
+        "lag_end": lags[-1] if lags else 0,
+        "held": (lags[-1] if lags else 0) <= rate * HELD_LAG_SECONDS,
     }
+
+
+def lag_of(worker):  # type: ignore[no-untyped-def]
+    def lag() -> float:
+        try:
+            return float(worker.metrics().get("stocksync_consumer_lag_total", 0.0))
+        except OSError:
+            return float("nan")
+
+    return lag
 
 
 def main() -> None:
@@ -127,11 +151,12 @@ def main() -> None:
     worker.wait_revision(f"LAT-{SKUS - 1:05d}", 1, timeout=120)
     runs = []
     for rate in args.rates:
-        result = measure(worker.settings, rate, args.seconds, args.seed)
+        result = measure(worker.settings, rate, args.seconds, args.seed, lag_of(worker))
         print(
             f"rate {result['rate_achieved']:>6}/s  p50 {result['p50_ms']:>7} ms  "
             f"p99 {result['p99_ms']:>7} ms  p99.9 {result['p999_ms']:>7} ms  "
-            f"({result['samples']} samples)"
+            f"lag max {result['lag_max']:>7,.0f} end {result['lag_end']:>7,.0f} "
+            f"({'held' if result['held'] else 'NOT held'}; {result['samples']} samples)"
         )
         runs.append(result)
     worker.stop(signal.SIGTERM)

@@ -50,6 +50,7 @@ MB = 1024 * 1024
 REPROJECT_CHUNK = 500  # rows re-projected between yields to the event loop
 EXPIRY_CHECK_SECONDS = 1.0
 WATCHDOG_SECONDS = 1.0
+STOP_DELIVERY_S = 30.0  # a stopping worker waits this long for a take's outputs
 MAX_PARTITION_BATCHES = 64  # fetched partition batches folded together (one delivery wait)
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
 EXIT_OUTPUTS_LOST = 75  # EX_TEMPFAIL: restart the worker; nothing past its last commit is lost
@@ -222,8 +223,31 @@ class Worker:
                 # a take when its generator is closed, so it would be committed without its
                 # outputs. Stop at once instead; a restart folds it again.
                 fail_stop("outputs_not_delivered", str(exc), EXIT_OUTPUTS_LOST)
-            self._persisted(self.outputs.take_changelog_offsets())
-            self.progress.delivered(take)
+            except asyncio.CancelledError:
+                # The worker is stopping while this take's outputs are on their way. faust
+                # acks the take as the generator closes and commits it on its way out: let it
+                # only once they are on the broker.
+                self._deliver_before_stop(take)
+                raise
+            self._delivered(take)
+
+    def _delivered(self, take: Sequence[EventT[Any]]) -> None:
+        self._persisted(self.outputs.take_changelog_offsets())
+        self.progress.delivered(take)
+
+    def _deliver_before_stop(self, take: Sequence[EventT[Any]]) -> None:
+        try:
+            done = self.outputs.delivered_now(STOP_DELIVERY_S)
+        except OutputsNotDelivered as exc:
+            fail_stop("outputs_not_delivered", str(exc), EXIT_OUTPUTS_LOST)
+        if not done:
+            fail_stop(
+                "outputs_not_delivered",
+                f"records still unacknowledged {STOP_DELIVERY_S:.0f} s into the stop",
+                EXIT_OUTPUTS_LOST,
+            )
+        self._delivered(take)
+        log.info("outputs_delivered_before_stop")
 
     def _admitted_batches(self, take: Sequence[EventT[Any]]) -> list[tuple[Any, ...]]:
         """The record batches of a take that belong to this worker's current assignment."""

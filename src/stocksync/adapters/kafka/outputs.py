@@ -113,6 +113,16 @@ class Outputs:
             failures, self._failures = self._failures, []
             raise OutputsNotDelivered(f"{len(failures)} record(s) refused, first: {failures[:3]}")
 
+    def delivered_now(self, timeout: float) -> bool:
+        """Wait on this thread, at most `timeout` seconds, until everything sent so far is
+        acknowledged (for a worker that is stopping). False if records are still waiting;
+        records Kafka refused for good raise OutputsNotDelivered."""
+        self._producer.flush(timeout)
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise OutputsNotDelivered(f"{len(failures)} record(s) refused, first: {failures[:3]}")
+        return len(self._producer) == 0
+
     def take_changelog_offsets(self) -> dict[tuple[str, int], int]:
         """The newest acknowledged changelog offset per partition since the last call."""
         offsets, self._changelog_offsets = self._changelog_offsets, {}
