@@ -156,6 +156,7 @@ def wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float = 30.
     deadline = started + timeout
     delay = 0.05
     checks = 0
+    logged = -1  # the pending count last logged: progress is logged when it changes
     while True:
         request_timeout = max(1.0, min(5.0, deadline - time.monotonic()))
         pending = _partitions_without_leader(admin, topics, request_timeout)
@@ -172,9 +173,11 @@ def wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float = 30.
                 f"(broker logs), and that STOCKSYNC_REPLICATION_FACTOR is at most the number "
                 f"of brokers"
             )
-        log.info("topics_leaders_checked", pending=len(pending), first=_first(pending, 3))
+        if len(pending) != logged:
+            logged = len(pending)
+            log.info("topics_leaders_checked", pending=logged, first=_first(pending, 3))
         time.sleep(delay)
-        delay = min(delay * 2, 1.0)
+        delay = min(delay * 2, 0.5)
 
 
 def _partitions_without_leader(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -132,8 +133,10 @@ class WorkerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.http_port}"
 
-    def start(self) -> WorkerProcess:
-        ensure_topics(self.settings)
+    def start(self, provision: bool = True) -> WorkerProcess:
+        """provision=False: the worker creates its topics itself, as on a first deployment."""
+        if provision:
+            ensure_topics(self.settings)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "stocksync.cli", "worker"],
@@ -285,3 +288,77 @@ def throwaway_broker(home: Path, **settings: str) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run(["bash", str(launcher), "stop"], check=False, env=env, capture_output=True)
+
+
+class ResettableBroker:
+    """Like throwaway_broker, a broker of its own from deploy/kafka/kafka.sh with its data in
+    `home`, but one `fresh()` replaces by a freshly formatted broker: the old one killed and its
+    data deleted, a new one started on new free ports (the same port again can fail to bind
+    while the old broker's connections linger). A context manager: it kills the broker at the
+    end. Killed, not stopped: its data is thrown away, and a clean stop takes seconds."""
+
+    def __init__(self, home: Path, **settings: str) -> None:
+        self.home = home
+        self.settings = settings
+        self.port: int | None = None
+        home.mkdir(parents=True, exist_ok=True)
+        jars = REPO / ".kafka" / "lib"
+        if (jars / ".complete").exists() and not (home / "lib").exists():
+            (home / "lib").symlink_to(jars)  # else kafka.sh fetches them into home/lib
+
+    def __enter__(self) -> ResettableBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reset()
+
+    def fresh(self) -> str:
+        """Kill and delete the current broker, start a freshly formatted one; its bootstrap."""
+        self.reset()
+        port = free_port()
+        env = {
+            **os.environ,
+            "STOCKSYNC_KAFKA_PORT": str(port),
+            "STOCKSYNC_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "STOCKSYNC_KAFKA_HOME": str(self.home),
+            "KAFKA_HEAP": "512m",
+            **self.settings,
+        }
+        self.port = port
+        launcher = REPO / "deploy" / "kafka" / "kafka.sh"
+        started = subprocess.run(
+            ["bash", str(launcher), "start"], check=False, env=env, capture_output=True
+        )
+        if started.returncode != 0:
+            raise AssertionError(f"kafka.sh start failed:\n{started.stderr.decode()}")
+        return f"127.0.0.1:{port}"
+
+    def reset(self) -> None:
+        """Kill the broker (by the pid kafka.sh recorded) and delete everything of it in home."""
+        if self.port is None:
+            return
+        pidfile = self.home / f"broker-{self.port}.pid"
+        if pidfile.exists():
+            pid = int(pidfile.read_text())
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: not _alive(pid), STOP_TIMEOUT, f"broker pid {pid} to exit")
+        for entry in self.home.iterdir():
+            if entry.name != "lib":
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        self.port = None
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, killed but not reaped yet, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True
