@@ -3,10 +3,10 @@ worker's size limits applied before anything is sent."""
 
 from __future__ import annotations
 
-from msgspec.structs import replace
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from stocksync.channels.validation import EventRejected, validated_event
 from stocksync.domain.events import EventKind, InvalidEvent, InventoryEvent, validate_event

@@ -49,6 +49,9 @@ class AuditRecord(Struct, frozen=True, array_like=True):
     alerts: tuple[str, ...]
 
 
+_NEVER_PUBLISHED: tuple[None, None] = (None, None)
+
+
 def audit_record(
     before: SkuRow | None,
     event: InventoryEvent,
@@ -58,6 +61,11 @@ def audit_record(
 ) -> AuditRecord:
     """One history record: the event, the quantities after it at the locations it touched,
     and each channel quantity it changed."""
+    # Built for every applied event: the topology's safety stocks read directly, and no set
+    # or sort unless the event raised an alert.
+    safety_stock = topology.safety_stock_by_location
+    old_stocks = before.locations if before is not None else {}
+    new_stocks = after.locations
     touched = (
         (event.location,)
         if event.counterpart_location is None
@@ -65,9 +73,10 @@ def audit_record(
     )
     locations = []
     for loc in touched:
-        default = topology.default_safety_stock(loc)
-        new = after.locations[loc]
-        old = before.locations.get(loc, EMPTY_LOCATION) if before is not None else EMPTY_LOCATION
+        new = new_stocks.get(loc)
+        if new is None:
+            continue  # a TRANSFER_IN's origin: the row holds nothing there
+        default = safety_stock.get(loc, 0)
         locations.append(
             LocationAfter(
                 loc,
@@ -76,30 +85,33 @@ def audit_record(
                 new.damaged,
                 new.in_transit,
                 location_atp(new, default),
-                location_atp(old, default),
+                location_atp(old_stocks.get(loc, EMPTY_LOCATION), default),
             )
         )
     channels = []
-    alerts: set[str] = set()
+    alerts: set[str] | None = None
     published = before.published if before is not None else {}
     for effect in effects:
         if isinstance(effect, ChannelQuantityChanged):
-            last = published.get(effect.channel)
+            # (quantity, version) last published; (None, None): a first publication
+            last_quantity, last_version = published.get(effect.channel, _NEVER_PUBLISHED)
             channels.append(
                 ChannelMove(
                     effect.channel,
-                    None if last is None else last[0],
+                    last_quantity,
                     effect.quantity,
-                    None if last is None else last[1],
+                    last_version,
                     effect.policy_version,
                 )
             )
         elif (name := alert_type(effect)) is not None:
+            if alerts is None:
+                alerts = set()
             alerts.add(name)
     return AuditRecord(
         revision=after.revision,
         event_id=event.event_id,
-        type=event.kind.value,
+        type=event.kind,  # an EventKind is a str: msgspec writes its value (.value is slow)
         source=event.source,
         location=event.location,
         counterpart_location=event.counterpart_location,
@@ -108,7 +120,7 @@ def audit_record(
         occurred_at=event.occurred_at,
         locations=tuple(locations),
         channels=tuple(channels),
-        alerts=tuple(sorted(alerts)),
+        alerts=() if alerts is None else tuple(sorted(alerts)),
     )
 
 

@@ -34,9 +34,9 @@ class ChannelPolicy:
     def apply(self, raw_atp: int) -> int:
         held_back = raw_atp * self.buffer_percent // 100
         quantity = raw_atp - held_back - self.buffer_units
-        if self.cap is not None:
-            quantity = min(quantity, self.cap)
-        return max(0, quantity)
+        if self.cap is not None and quantity > self.cap:
+            quantity = self.cap
+        return quantity if quantity > 0 else 0  # (not max(): a call, per channel and event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,23 +51,29 @@ class Topology:
     version: int
     locations: Mapping[str, Location]
     channels: Mapping[str, Channel]
+    # What the fold looks up for every event, built once per configuration version:
     channels_by_location: Mapping[str, tuple[str, ...]] = field(
         init=False, repr=False, compare=False
     )
+    # location -> its default safety stock (a location outside the topology has none)
+    safety_stock_by_location: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index: dict[str, list[str]] = {}
         for channel in self.channels.values():
             for loc in channel.locations:
                 index.setdefault(loc, []).append(channel.id)
-        # The fold looks this up for every event: build it once per configuration version.
         object.__setattr__(
             self, "channels_by_location", {loc: tuple(chs) for loc, chs in index.items()}
         )
+        object.__setattr__(
+            self,
+            "safety_stock_by_location",
+            {loc: spec.safety_stock for loc, spec in self.locations.items()},
+        )
 
     def default_safety_stock(self, location: str) -> int:
-        known = self.locations.get(location)
-        return known.safety_stock if known else 0
+        return self.safety_stock_by_location.get(location, 0)
 
     def channels_for(self, location: str) -> tuple[str, ...]:
         """Channels that may sell stock held at the location (a location outside the topology

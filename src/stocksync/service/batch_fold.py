@@ -113,7 +113,7 @@ def fold_batch(
                 record.partition, stored, row_from_bytes(stored) if stored is not None else None
             )
             if state.row is not None:
-                state.initial_published = dict(state.row.published)
+                state.initial_published = state.row.published  # rows are never changed in place
         try:
             if isinstance(decoded, ReservationCommand):
                 _fold_command(state, decoded, record.offset, ctx)
@@ -211,15 +211,23 @@ def _flush(
             items = writes[(table, partition)] = []
         items.append((key, value))
 
-    topics = ctx.topics
+    # properties that build their string on every call: read once
+    channel_atp, alerts_topic, replies = (
+        ctx.topics.channel_atp,
+        ctx.topics.alerts,
+        ctx.topics.reservation_replies,
+    )
     retention = ctx.retention
     outputs: list[tuple[str, bytes, bytes, Headers | None]] = []
     for key, state in pending.items():
         partition = state.partition
         if state.dirty and state.row is not None:
             put(Table.ROWS, partition, key, row_to_bytes(state.row))
-            for revision, record in state.history:
-                put(Table.HISTORY, partition, history_key(key, revision, retention), record)
+            if state.history:
+                writes.setdefault((Table.HISTORY, partition), []).extend(
+                    (history_key(key, revision, retention), record)
+                    for revision, record in state.history
+                )
         elif state.rewrite and state.stored is not None:
             put(Table.ROWS, partition, key, state.stored)
         for index_key, encoded in state.answers.items():
@@ -233,16 +241,16 @@ def _flush(
                 continue  # changed and changed back within the batch: nothing new to say
             outputs.append(
                 (
-                    topics.channel_atp,
+                    channel_atp,
                     projection_key(channel, change.sku),
                     encode_projection(change),
                     None,
                 )
             )
         for kind, alert in state.alerts:
-            outputs.append((topics.alerts, key, alert, alert_headers(kind)))
+            outputs.append((alerts_topic, key, alert, alert_headers(kind)))
         for request_id, encoded in state.replies:
-            outputs.append((topics.reservation_replies, request_id, encoded, None))
+            outputs.append((replies, request_id, encoded, None))
     for (table, partition), items in writes.items():
         store.write(table, partition, items)
         for key, value in items:

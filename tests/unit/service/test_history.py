@@ -46,6 +46,18 @@ def test_each_applied_event_appends_one_audit_record() -> None:
     assert page.next_before is None
 
 
+def test_a_transfer_in_from_a_location_the_row_never_held_is_recorded_not_dead_lettered() -> None:
+    # given a SKU with no stock at dc-2, when units arrive at dc-1 from dc-2 (schema v2)
+    tables, log = Tables(), InputLog()
+    arrival = ev(K.TRANSFER_IN, 4, counterpart="dc-2")
+    sink = tables.fold(log.event(arrival))
+    # then the event is applied and recorded where it changed something, and nothing is
+    # dead-lettered
+    [entry] = tables.history().entries
+    assert (entry["event_id"], list(entry["locations"])) == (arrival.event_id, ["dc-1"])
+    assert sink.to(tables.ctx.topics.dead_letter) == []
+
+
 def test_an_audit_record_says_what_the_event_did_and_why_channels_moved() -> None:
     tables, log = Tables(), InputLog()
     tables.fold(log.event(ev(K.RECEIVED, 10)))
