@@ -86,8 +86,10 @@ def throughput_row(
         measured += f"; wall {wall:,} events/s{wall_spread}"
     measured += f"; input: {input_text(throughput)}"
     if before:
+        commit = before.get("machine", {}).get("commit")
         measured += (
-            f"; before optimising: {before['events_per_cpu_second']:,} on {input_text(before)}"
+            f"; before the batch engine{f' ({commit})' if commit else ''}: "
+            f"{before['events_per_cpu_second']:,} on {input_text(before)}"
         )
         if "clock" not in before:
             measured += ", clocks started at worker ready"
@@ -107,9 +109,11 @@ def throughput_row(
 
 def budget_rows(results: Path = RESULTS) -> list[tuple[str, str, str, str, str]]:
     rows: list[tuple[str, str, str, str, str]] = []
+    # the old worker on the reference input if it was measured, else the first figure kept
     throughput, before = (
         load("worker_throughput", results),
-        load("worker_throughput.before", results),
+        load("worker_throughput.reference-before", results)
+        or load("worker_throughput.before", results),
     )
     if throughput:
         rows.append(throughput_row(throughput, before))
