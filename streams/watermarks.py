@@ -6,6 +6,7 @@ that has stopped would report no lag at all."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 import structlog
@@ -16,6 +17,7 @@ from stocksync.config import Settings
 log = structlog.get_logger("stocksync.watermarks")
 
 POLL_S = 2.0
+CHECK_S = 0.2
 TIMEOUT_S = 5.0
 
 
@@ -41,9 +43,15 @@ class HighWatermarks:
             }
         )
         try:
-            while not self._stop.wait(POLL_S):
+            read: frozenset[tuple[str, int]] | None = None
+            due = 0.0
+            while not self._stop.wait(CHECK_S):
+                owned = frozenset(self._owned())
+                if owned == read and time.monotonic() < due:
+                    continue  # read every POLL_S, and at once when the assignment changes
+                read, due = owned, time.monotonic() + POLL_S
                 highs = {}
-                for topic, partition in list(self._owned()):
+                for topic, partition in owned:
                     try:
                         _low, high = consumer.get_watermark_offsets(
                             TopicPartition(topic, partition), timeout=TIMEOUT_S, cached=False
