@@ -58,10 +58,12 @@ def watched_worker(
     monkeypatch.setenv("STOCKSYNC_STALL_FAIL_AFTER_S", str(FAIL_AFTER_S))
     settings = unique_settings(kafka_bootstrap, tmp_path / "state")
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
-    yield worker
-    # (already removed when the test got that far)
-    output_quota(kafka_bootstrap, f"{settings.app_id}-outputs", None, check=False)
-    worker.stop(signal.SIGTERM)
+    try:
+        yield worker
+    finally:
+        worker.stop(signal.SIGTERM)
+        # (already removed when the test got that far)
+        output_quota(kafka_bootstrap, f"{settings.app_id}-outputs", None, check=False)
 
 
 def probe(worker: WorkerProcess, path: str) -> tuple[int, dict[str, object]]:
