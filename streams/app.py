@@ -165,10 +165,6 @@ class Worker:
     def _hold_taken(self, expires_at: int, sku: str, reservation_id: str) -> None:
         self.expiry.hold_taken(expires_at, sku, reservation_id)
 
-    @property
-    def current_topology(self) -> Topology:
-        return self.fold.topology
-
     def _bytes_table(self, name: str, cache_mb: int) -> Any:
         """A RocksDB-backed table of raw bytes (faust picks the raw codec for bytes; values
         are encoded by stocksync's codecs), co-partitioned with the input topics."""
@@ -311,7 +307,7 @@ class Worker:
 
     def on_topology(self, topology: Topology) -> None:
         """A newer topology version was published (called on the event loop)."""
-        previous = self.current_topology
+        previous = self.fold.topology
         self.fold.topology = topology
         log.info("topology_applied", version=topology.version, previous=previous.version)
         self._reprojection = asyncio.ensure_future(self._reproject(topology))
@@ -324,7 +320,7 @@ class Worker:
         channels = list(topology.channels)
         done = 0
         for key in list(self.table.keys()):
-            if key.startswith(FAUST_INTERNAL_KEY_PREFIX) or self.current_topology is not topology:
+            if key.startswith(FAUST_INTERNAL_KEY_PREFIX) or self.fold.topology is not topology:
                 continue
             current = self.table.get(key)
             if current is None:
@@ -368,6 +364,6 @@ class Worker:
             "partitions": assigned,
             "recovered": recovered,
             "rebalancing": self.app.rebalancing,
-            "topology_version": self.current_topology.version,
+            "topology_version": self.fold.topology.version,
             **self.counters,
         }

@@ -178,7 +178,7 @@ def api_keys(settings: Settings, worker: Worker) -> ApiKeys | None:
         return None
     keys = load_keys(
         settings.api_keys_file,
-        channels=worker.current_topology.channels,
+        channels=worker.topology().channels,
         default_rate_per_s=settings.api_rate_per_s,
         default_burst=settings.api_burst,
     )

@@ -38,7 +38,7 @@ def build_worker(settings: Settings) -> Worker:
         def on_new(topology: Topology) -> None:
             loop.call_soon_threadsafe(worker.on_topology, topology)
 
-        TopologyFollower(settings, worker.current_topology.version, on_new).start()
+        TopologyFollower(settings, worker.topology().version, on_new).start()
         worker.expiry.load(worker.table.data.values())
 
     worker.app.task(follow_topology)
@@ -72,7 +72,7 @@ def run_worker(settings: Settings) -> None:
         bootstrap=settings.bootstrap_servers,
         http=f"http://{settings.http_host}:{settings.http_port}",
         partitions=settings.partitions,
-        topology_version=worker.current_topology.version,
+        topology_version=worker.topology().version,
     )
     FaustWorker(
         worker.app,

@@ -32,11 +32,10 @@ from stocksync.api.routing import ROUTER_KEY, KeyOwners, Router
 from stocksync.api.views import sku_channel_view, sku_view
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
-from stocksync.service.history import HistoryPage
+from stocksync.service.history import DEFAULT_PAGE, HistoryPage
 
 MAX_BATCH = 1000
 MAX_HISTORY_PAGE = 200
-DEFAULT_HISTORY_PAGE = 20
 MAX_BODY_BYTES = 256 * 1024
 
 
@@ -46,7 +45,7 @@ class AtpReader(Protocol):
     def topology(self) -> Topology: ...
 
     def history_of(
-        self, sku: str, limit: int = DEFAULT_HISTORY_PAGE, before: int | None = None
+        self, sku: str, limit: int = DEFAULT_PAGE, before: int | None = None
     ) -> HistoryPage | None: ...
 
     def health(self) -> dict[str, Any]: ...
@@ -160,13 +159,13 @@ def build_http_app(
         sku = request.match_info["sku"]
         if router is not None and (owner := router.owner_for(request, sku)) is not None:
             return await router.forward(request, owner)
-        limit = _int_param(request, "limit", DEFAULT_HISTORY_PAGE, 1, MAX_HISTORY_PAGE)
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_HISTORY_PAGE)
         before = _int_param(request, "before", None, 1, None)
         if isinstance(limit, web.Response):
             return limit
         if isinstance(before, web.Response):
             return before
-        page = reader.history_of(sku, DEFAULT_HISTORY_PAGE if limit is None else limit, before)
+        page = reader.history_of(sku, limit or DEFAULT_PAGE, before)
         if page is None:
             return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
         return json_response({"sku": sku, "entries": page.entries, "next_before": page.next_before})

@@ -21,6 +21,7 @@ from stocksync.domain.topology import Topology
 
 SEPARATOR = b"\x00"
 DAY_MS = 24 * 60 * 60 * 1000
+DEFAULT_PAGE = 20  # records in a page when the reader does not say
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AuditRecord)

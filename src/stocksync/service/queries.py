@@ -14,10 +14,8 @@ from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
 from stocksync.service.admission import murmur2_partition
 from stocksync.service.batch_fold import ANSWER_PREFIX, ENDED_PREFIX
-from stocksync.service.history import HistoryPage, HistoryRetention, read_history
+from stocksync.service.history import DEFAULT_PAGE, HistoryPage, HistoryRetention, read_history
 from stocksync.service.ports import RowStore, Table
-
-DEFAULT_HISTORY_PAGE = 20
 
 
 class TableQueries:
@@ -39,7 +37,7 @@ class TableQueries:
         return row_from_bytes(stored) if stored is not None else None
 
     def history_of(
-        self, sku: str, limit: int = DEFAULT_HISTORY_PAGE, before: int | None = None
+        self, sku: str, limit: int = DEFAULT_PAGE, before: int | None = None
     ) -> HistoryPage | None:
         """A page of the SKU's audit trail, newest first; None for an unknown SKU."""
         row = self.row(sku)
