@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 RETRYABLE = {502, 503, 504}
+
+
+def client_pool(processes: int) -> ProcessPoolExecutor:
+    """Client processes started fresh (spawn): a forked child would inherit the test's
+    librdkafka producers, whose threads do not exist in the child, and can abort on exit."""
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
 
 
 def reserve_once(url: str, body: dict[str, object], key: str) -> tuple[int, dict[str, object]]:

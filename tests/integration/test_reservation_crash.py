@@ -6,7 +6,6 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
 from stocksync.domain.state import SkuRow
 from stocksync.replay import replay
-from tests.integration.reservation_clients import storm
+from tests.integration.reservation_clients import client_pool, storm
 from tests.integration.support import (
     WorkerProcess,
     http_json,
@@ -44,7 +43,7 @@ def test_sigkill_mid_storm_loses_no_hold_and_doubles_none(fresh_worker: WorkerPr
     keys = [f"crash-{uuid.uuid4().hex[:12]}" for _ in range(1200)]
 
     # given a storm of one-unit reservations from 4 processes that retry with the same key
-    with ProcessPoolExecutor(4) as pool:
+    with client_pool(4) as pool:
         futures = [pool.submit(storm, worker.url, SKU, "web", keys[i::4], 6, 240) for i in range(4)]
         # when the worker is killed once some units are held, and started again
         deadline = time.monotonic() + 60

@@ -5,13 +5,12 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from stocksync.channels.producer import ChannelProducer
 from stocksync.domain.events import EventKind
 from stocksync.domain.reservations import MAX_ANSWERS
-from tests.integration.reservation_clients import reserve_once, storm
+from tests.integration.reservation_clients import client_pool, reserve_once, storm
 from tests.integration.support import WorkerProcess, http_json, wait_for
 
 CLIENT_PROCESSES = 4
@@ -27,7 +26,7 @@ def stock(worker: WorkerProcess, sku: str, location: str, units: int) -> None:
 def run_storm(worker: WorkerProcess, sku: str, requests: int, deadline_s: float = 180) -> list[Any]:
     keys = [f"{sku}-{uuid.uuid4().hex[:12]}" for _ in range(requests)]
     shares = [keys[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
-    with ProcessPoolExecutor(CLIENT_PROCESSES) as pool:
+    with client_pool(CLIENT_PROCESSES) as pool:
         futures = [
             pool.submit(storm, worker.url, sku, "web", share, 8, deadline_s) for share in shares
         ]
