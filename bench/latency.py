@@ -1,7 +1,9 @@
 """Sale event produced -> updated channel projection consumed, at fixed rates.
 
 Stocks SKUs, then sends one-unit sales at each rate for a while, and measures for each
-projection message of the web channel: consume wall time - the sale's occurred_at (ms).
+projection message of the web channel: the time from the sale's occurred_at to the projection
+read by a consumer in a process of its own (what a connector sees), and to the projection sent
+by the worker (its record's Kafka timestamp), in ms.
 
     .venv/bin/python -m bench.latency [--rates 1000 5000 --seconds 20]
 """
@@ -9,10 +11,10 @@ projection message of the web channel: consume wall time - the sale's occurred_a
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,29 +35,41 @@ SKUS = 2000
 HELD_LAG_SECONDS = 0.5
 
 
-def measure(worker_settings, rate: int, seconds: float, seed: int, lag) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    topics = worker_settings.topics
+def watch_projections(bootstrap: str, topic: str, since_ms: int, ready, stop, out) -> None:  # type: ignore[no-untyped-def]
+    """In a process of its own (the producing loop's GIL must not delay it): for each web
+    projection, (ms from the sale to its record on the topic, ms from the sale to this read).
+    The record's timestamp is the one the worker's producer stamped when it sent it."""
     consumer = Consumer(
         {
-            "bootstrap.servers": worker_settings.bootstrap_servers,
+            "bootstrap.servers": bootstrap,
             "group.id": f"latency-{time.time_ns()}",
             "auto.offset.reset": "latest",
             "fetch.wait.max.ms": 5,
         }
     )
-    consumer.subscribe([topics.channel_atp])
-    latencies: list[float] = []
-    stop = threading.Event()
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + 15
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.1)
+    ready.set()
+    produced: list[float] = []
+    read: list[float] = []
+    while not stop.is_set():
+        msg = consumer.poll(0.05)
+        if msg is None or msg.error():
+            continue
+        now = time.time() * 1000
+        change = decode_projection(msg.value() or b"")
+        if change.channel == "web" and change.as_of >= since_ms:
+            produced.append(msg.timestamp()[1] - change.as_of)
+            read.append(now - change.as_of)
+    consumer.close()
+    out.send((produced, read))
 
-    def consume() -> None:
-        while not stop.is_set():
-            msg = consumer.poll(0.05)
-            if msg is None or msg.error():
-                continue
-            change = decode_projection(msg.value() or b"")
-            if change.channel == "web" and change.as_of >= started_ms:
-                latencies.append(time.time() * 1000 - change.as_of)
 
+def measure(worker_settings, rate: int, seconds: float, seed: int, lag) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    settings = worker_settings
+    topics = settings.topics
     producer = Producer(
         {"bootstrap.servers": worker_settings.bootstrap_servers, "linger.ms": 0, **REQUIRED_CONFIG}
     )
@@ -73,13 +87,23 @@ def measure(worker_settings, rate: int, seconds: float, seed: int, lag) -> dict[
     )
     producer.produce(topics.stock_events, key=b"LAT-WARMUP", value=encode_event(warmup))
     producer.flush(30)
-    # wait for the assignment to settle before producing
-    deadline = time.monotonic() + 15
-    while not consumer.assignment() and time.monotonic() < deadline:
-        consumer.poll(0.1)
     started_ms = int(time.time() * 1000)
-    thread = threading.Thread(target=consume, daemon=True)
-    thread.start()
+    spawn = multiprocessing.get_context("spawn")
+    ready, stop = spawn.Event(), spawn.Event()
+    results, sender = spawn.Pipe(duplex=False)
+    watcher = spawn.Process(
+        target=watch_projections,
+        args=(
+            worker_settings.bootstrap_servers,
+            topics.channel_atp,
+            started_ms,
+            ready,
+            stop,
+            sender,
+        ),
+    )
+    watcher.start()
+    ready.wait(30)  # the watcher's assignment settled before the first sale
     rng = random.Random(seed)
     interval = 1.0 / rate
     next_at = time.monotonic()
@@ -108,16 +132,20 @@ def measure(worker_settings, rate: int, seconds: float, seed: int, lag) -> dict[
     producer.flush(30)
     time.sleep(2)
     stop.set()
-    thread.join()
-    consumer.close()
-    values = sorted(latencies)
+    produced, read = results.recv()
+    watcher.join(30)
+    on_topic, consumed = sorted(produced), sorted(read)
     return {
         "rate_target": rate,
         "rate_achieved": round(sent / seconds),
-        "samples": len(values),
-        "p50_ms": round(percentile(values, 50), 1),
-        "p99_ms": round(percentile(values, 99), 1),
-        "p999_ms": round(percentile(values, 99.9), 1),
+        "samples": len(consumed),
+        # sale stamped -> projection record sent by the worker (its Kafka timestamp)
+        "produced_p50_ms": round(percentile(on_topic, 50), 1),
+        "produced_p99_ms": round(percentile(on_topic, 99), 1),
+        # sale stamped -> projection read by a consumer (what a connector sees)
+        "p50_ms": round(percentile(consumed, 50), 1),
+        "p99_ms": round(percentile(consumed, 99), 1),
+        "p999_ms": round(percentile(consumed, 99.9), 1),
         # the worker's consumer lag (stocksync_consumer_lag_total), sampled every second
         "lag_max": max(lags, default=0),
         "lag_end": lags[-1] if lags else 0,
@@ -155,6 +183,7 @@ def main() -> None:
         print(
             f"rate {result['rate_achieved']:>6}/s  p50 {result['p50_ms']:>7} ms  "
             f"p99 {result['p99_ms']:>7} ms  p99.9 {result['p999_ms']:>7} ms  "
+            f"(sent: p50 {result['produced_p50_ms']} p99 {result['produced_p99_ms']})  "
             f"lag max {result['lag_max']:>7,.0f} end {result['lag_end']:>7,.0f} "
             f"({'held' if result['held'] else 'NOT held'}; {result['samples']} samples)"
         )

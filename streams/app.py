@@ -17,6 +17,7 @@ import asyncio
 import gc
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any, NoReturn
@@ -24,7 +25,7 @@ from typing import Any, NoReturn
 import structlog
 from faust.types import TP, EventT, StreamT
 
-from stocksync.adapters.kafka.outputs import Outputs, OutputsNotDelivered
+from stocksync.adapters.kafka.outputs import DeliveryGroup, Outputs, OutputsNotDelivered, settle
 from stocksync.adapters.store.rocksdb import RocksRowStore
 from stocksync.codec.outputs import encode_alert, encode_projection, projection_key
 from stocksync.codec.rows import row_from_bytes
@@ -51,7 +52,10 @@ REPROJECT_CHUNK = 500  # rows re-projected between yields to the event loop
 EXPIRY_CHECK_SECONDS = 1.0
 WATCHDOG_SECONDS = 1.0
 STOP_DELIVERY_S = 30.0  # a stopping worker waits this long for a take's outputs
-MAX_PARTITION_BATCHES = 64  # fetched partition batches folded together (one delivery wait)
+MAX_PARTITION_BATCHES = 64  # fetched partition batches folded together (one delivery group)
+# Takes whose outputs may still be on their way while the next one is folded: the fold does
+# not wait for Kafka's acknowledgements, and a slow broker still holds it back soon.
+PIPELINE_DEPTH = 2
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
 EXIT_OUTPUTS_LOST = 75  # EX_TEMPFAIL: restart the worker; nothing past its last commit is lost
 EXIT_FOLD_FAILED = 70  # EX_SOFTWARE: the fold engine failed; nothing of the batch was acked
@@ -77,6 +81,10 @@ class Worker:
         self.settings = settings
         self._reprojection: asyncio.Future[None] | None = None
         self._gc_frozen = False
+        # (delivery group, its future, the take) of takes folded and not yet acked, oldest first
+        self._in_flight: deque[
+            tuple[DeliveryGroup, asyncio.Future[None], Sequence[EventT[Any]]]
+        ] = deque()
         topics = settings.topics
         self.topics = topics
         self.counters: dict[str, int] = {**dict.fromkeys(COUNTERS, 0), "input_gaps": 0}
@@ -184,65 +192,81 @@ class Worker:
 
     async def fold_events(self, stream: StreamT[Any]) -> None:
         # Each event is one fetched batch of one input partition (streams.batch_transport).
-        # faust acks the events taken when the next take is asked for, after this loop's body
-        # returned: offsets never pass a record still being folded, nor a table change whose
-        # changelog record is not on the broker.
+        # A take is acked (so faust may commit its offsets) only once every table change,
+        # projection, alert, reply and dead letter it caused is on the broker; meanwhile the
+        # next take is folded. faust acks a take itself when the next one is asked for: each
+        # of its messages holds one more reference until then, so faust's ack is never the last.
         takes = stream.take_events(  # type: ignore[attr-defined]
             MAX_PARTITION_BATCHES, within=self.settings.batch_within_s
         )
-        async for take in takes:
-            if not self._gc_frozen:
-                # Start-up is over (imports, faust's services, recovery): nothing allocated so
-                # far will become garbage, so the collector need not scan it again.
-                gc.freeze()
-                self._gc_frozen = True
-            started = time.perf_counter()
-            records = self._admitted_batches(take)
-            try:
-                fold_batch(chain.from_iterable(records), self.fold, self.store, self.outputs)
-            except Exception as exc:
-                # The engine itself failed (a row it cannot read, a store that refuses a
-                # write): nothing of this take may be acked, and going on would skip it.
-                fail_stop("fold_failed", repr(exc), EXIT_FOLD_FAILED)
-            if self.batch_observers:
-                elapsed = time.perf_counter() - started
-                newest = max((r[-1].timestamp or 0 for r in records), default=0) / 1000
-                age = time.time() - newest if newest else None
-                for observe in self.batch_observers:
-                    observe(sum(map(len, records)), elapsed, age)
-            # Before faust may ack this take (when the next one is asked for): every table
-            # change, projection, alert, reply and dead letter it caused is on the broker.
-            try:
-                await self.outputs.delivered()
-            except OutputsNotDelivered as exc:
-                # Kafka refused records for good. Leaving the loop would not help: faust acks
-                # a take when its generator is closed, so it would be committed without its
-                # outputs. Stop at once instead; a restart folds it again.
-                fail_stop("outputs_not_delivered", str(exc), EXIT_OUTPUTS_LOST)
-            except asyncio.CancelledError:
-                # The worker is stopping while this take's outputs are on their way. faust
-                # acks the take as the generator closes and commits it on its way out: let it
-                # only once they are on the broker.
-                self._deliver_before_stop(take)
-                raise
-            self._delivered(take)
-
-    def _delivered(self, take: Sequence[EventT[Any]]) -> None:
-        self._persisted(self.outputs.take_changelog_offsets())
-        self.progress.delivered(take)
-
-    def _deliver_before_stop(self, take: Sequence[EventT[Any]]) -> None:
         try:
-            done = self.outputs.delivered_now(STOP_DELIVERY_S)
-        except OutputsNotDelivered as exc:
-            fail_stop("outputs_not_delivered", str(exc), EXIT_OUTPUTS_LOST)
-        if not done:
+            async for take in takes:
+                for event in take:
+                    event.message.incref()
+                self._fold_take(take)
+                group, done = self.outputs.seal()
+                self._in_flight.append((group, done, take))
+                done.add_done_callback(self._settle_delivered)
+                while len(self._in_flight) > PIPELINE_DEPTH:
+                    await self._wait_oldest()
+        except asyncio.CancelledError:
+            # The worker is stopping. faust commits acked offsets on its way out: the takes
+            # still in flight are acked only once their outputs are on the broker.
+            self._settle_before_stop()
+            raise
+
+    def _fold_take(self, take: Sequence[EventT[Any]]) -> None:
+        if not self._gc_frozen:
+            # Start-up is over (imports, faust's services, recovery): nothing allocated so
+            # far will become garbage, so the collector need not scan it again.
+            gc.freeze()
+            self._gc_frozen = True
+        started = time.perf_counter()
+        records = self._admitted_batches(take)
+        try:
+            fold_batch(chain.from_iterable(records), self.fold, self.store, self.outputs)
+        except Exception as exc:
+            # The engine itself failed (a row it cannot read, a store that refuses a
+            # write): nothing of this take may be acked, and going on would skip it.
+            fail_stop("fold_failed", repr(exc), EXIT_FOLD_FAILED)
+        if self.batch_observers:
+            elapsed = time.perf_counter() - started
+            newest = max((r[-1].timestamp or 0 for r in records), default=0) / 1000
+            age = time.time() - newest if newest else None
+            for observe in self.batch_observers:
+                observe(sum(map(len, records)), elapsed, age)
+
+    async def _wait_oldest(self) -> None:
+        group, done, _ = self._in_flight[0]
+        await self.outputs.wait(group, done)
+        self._settle_delivered()
+
+    def _settle_delivered(self, _done: object = None) -> None:
+        """Ack, oldest first, every take whose outputs are all on the broker. Kafka refusing
+        records for good stops the worker at once (leaving the loop would not help: faust acks
+        a take when its generator is closed, so it would be committed without its outputs);
+        a restart folds the take again."""
+        while self._in_flight and self._in_flight[0][0].complete:
+            group, _, take = self._in_flight.popleft()
+            try:
+                settle(group)
+            except OutputsNotDelivered as exc:
+                fail_stop("outputs_not_delivered", str(exc), EXIT_OUTPUTS_LOST)
+            self._persisted(group.changelog_offsets)
+            for event in take:
+                event.ack()
+            self.progress.delivered(take)
+
+    def _settle_before_stop(self) -> None:
+        if not self._in_flight:
+            return
+        if not self.outputs.delivered_now(STOP_DELIVERY_S):
             fail_stop(
                 "outputs_not_delivered",
                 f"records still unacknowledged {STOP_DELIVERY_S:.0f} s into the stop",
                 EXIT_OUTPUTS_LOST,
             )
-        self._delivered(take)
+        self._settle_delivered()
         log.info("outputs_delivered_before_stop")
 
     def _admitted_batches(self, take: Sequence[EventT[Any]]) -> list[tuple[Any, ...]]:

@@ -2,9 +2,10 @@
 replies, dead letters), sent with librdkafka: faust's producer costs about a hundred
 microseconds of Python per record, librdkafka a couple.
 
-The batch fold's OutputSink. Nothing is lost: the worker waits for every record of a batch to
-be acknowledged before it asks faust for the next batch, and faust acks (then commits) a
-batch's offsets only then.
+The batch fold's OutputSink. Nothing is lost: the records of one take form a DeliveryGroup,
+and the worker acks the take's input (so faust may commit it) only once Kafka acknowledged
+every record of its group. Groups are waited for in the order they were sealed, so the next
+take can be folded while the previous one's records are still on their way.
 Table changelogs go this way too, not through faust's producer: faust flushes its producer
 before committing, but that flush gives up after 0.1 s without progress
 (`ProducerBuffer.flush_atmost`), so under load it committed input offsets past changelog
@@ -14,6 +15,8 @@ records still in its buffer, and a SIGKILL then lost table changes for good.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Mapping
 
 import structlog
@@ -24,6 +27,8 @@ from stocksync.config import Settings
 from stocksync.service.ports import Table
 
 FLUSH_REPORT_S = 10.0
+POLL_S = 0.1  # the poller's wait for a delivery report (it returns as soon as one comes)
+QUEUE_FULL_WAIT_S = 0.005
 
 log = structlog.get_logger("stocksync.outputs")
 
@@ -31,6 +36,58 @@ log = structlog.get_logger("stocksync.outputs")
 class OutputsNotDelivered(RuntimeError):
     """Kafka refused records for good (after librdkafka's own retries): the worker stops
     before the batch is acknowledged, so a restart folds it again."""
+
+
+class DeliveryGroup:
+    """The records sent for one take: complete once Kafka answered for every one of them.
+
+    `sent` is counted on the event loop's thread, `answered` on the thread that serves
+    librdkafka's delivery reports (Outputs' poller); each thread writes only its own counter,
+    and each checks the other's after writing, so whichever finishes last signals."""
+
+    __slots__ = ("_done", "_loop", "answered", "changelog_offsets", "failures", "sealed", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.answered = 0
+        self.sealed = False
+        self.failures: list[str] = []
+        # (changelog topic, partition) -> offset of its newest acknowledged record
+        self.changelog_offsets: dict[tuple[str, int], int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Future[None] | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.sealed and self.answered == self.sent
+
+    def seal(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        self._loop = loop
+        self._done = loop.create_future()
+        self.sealed = True
+        if self.answered == self.sent:
+            self._done.set_result(None)
+        return self._done
+
+    def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self.failures.append(str(err))
+        self.answered += 1
+        if self.sealed and self.answered == self.sent and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._signal)
+
+    def on_changelog_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            offset, topic, partition = msg.offset(), msg.topic(), msg.partition()
+            if offset is not None and topic is not None and partition is not None:
+                key = (topic, partition)
+                if offset > self.changelog_offsets.get(key, -1):
+                    self.changelog_offsets[key] = offset
+        self.on_delivery(err, msg)
+
+    def _signal(self) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
 
 class Outputs:
@@ -46,25 +103,27 @@ class Outputs:
                 "client.id": f"{settings.app_id}-outputs",
             }
         )
-        self._failures: list[str] = []
-        # (changelog topic, partition) -> offset of its newest acknowledged record
-        self._changelog_offsets: dict[tuple[str, int], int] = {}
+        self._group = DeliveryGroup()
+        # Delivery reports are served on one thread of their own, as soon as they arrive, so a
+        # group completes while the event loop folds the next take. Only that thread polls
+        # (DeliveryGroup counts without a lock).
+        self._polling = threading.Event()
+        self._poller: threading.Thread | None = None
 
-    def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            self._failures.append(str(err))
+    def _start_poller(self) -> None:
+        self._polling.set()
+        self._poller = threading.Thread(target=self._poll, name="outputs-delivery", daemon=True)
+        self._poller.start()
 
-    def _changelog_delivered(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._failures.append(str(err))
-            return
-        offset = msg.offset()
-        topic = msg.topic()
-        partition = msg.partition()
-        if offset is not None and topic is not None and partition is not None:
-            key = (topic, partition)
-            if offset > self._changelog_offsets.get(key, -1):
-                self._changelog_offsets[key] = offset
+    def _poll(self) -> None:
+        while self._polling.is_set():
+            self._producer.poll(POLL_S)
+
+    def _stop_poller(self) -> None:
+        self._polling.clear()
+        if self._poller is not None:
+            self._poller.join()
+            self._poller = None
 
     def send(
         self,
@@ -73,18 +132,21 @@ class Outputs:
         value: bytes,
         headers: Headers | None = None,
     ) -> None:
+        group = self._group
         while True:
             try:
                 self._producer.produce(
-                    topic, key=key, value=value, headers=headers, on_delivery=self._delivered
+                    topic, key=key, value=value, headers=headers, on_delivery=group.on_delivery
                 )
+                group.sent += 1
                 return
             except BufferError:
-                self._producer.poll(0.01)
+                self._queue_full()
 
     def send_changelog(self, table: Table, partition: int, key: bytes, value: bytes) -> None:
         """A table change, on the changelog partition of the input partition it came from."""
         topic = self._changelogs[table]
+        group = self._group
         while True:
             try:
                 self._producer.produce(
@@ -92,38 +154,57 @@ class Outputs:
                     key=key,
                     value=value,
                     partition=partition,
-                    on_delivery=self._changelog_delivered,
+                    on_delivery=group.on_changelog_delivery,
                 )
+                group.sent += 1
                 return
             except BufferError:
-                self._producer.poll(0.01)
+                self._queue_full()
 
-    async def delivered(self) -> None:
-        """Wait, off the event loop, until everything sent so far is acknowledged. While Kafka
-        is unreachable this keeps waiting (librdkafka keeps retrying), saying so every
-        FLUSH_REPORT_S; records Kafka refused for good raise OutputsNotDelivered."""
-        loop = asyncio.get_running_loop()
+    def _queue_full(self) -> None:
+        # librdkafka's queue is full: the poller frees it as acknowledgements arrive.
+        if self._poller is None:
+            self._start_poller()
+        time.sleep(QUEUE_FULL_WAIT_S)
+
+    def seal(self) -> tuple[DeliveryGroup, asyncio.Future[None]]:
+        """End the current group (the records of one take) and start the next; the future is
+        done once Kafka answered for every record of the group (see `settle`)."""
+        if self._poller is None:
+            self._start_poller()
+        group, self._group = self._group, DeliveryGroup()
+        return group, group.seal(asyncio.get_running_loop())
+
+    async def wait(self, group: DeliveryGroup, done: asyncio.Future[None]) -> None:
+        """Wait until Kafka answered for every record of the group. While Kafka is unreachable
+        this keeps waiting (librdkafka keeps retrying), saying so every FLUSH_REPORT_S."""
         waited = 0.0
-        while len(self._producer) and not self._failures:
-            await loop.run_in_executor(None, self._producer.flush, FLUSH_REPORT_S)
-            if len(self._producer):
+        while not done.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(done), FLUSH_REPORT_S)
+            except TimeoutError:
                 waited += FLUSH_REPORT_S
                 log.warning("outputs_waiting", queued=len(self._producer), seconds=waited)
-        if self._failures:
-            failures, self._failures = self._failures, []
-            raise OutputsNotDelivered(f"{len(failures)} record(s) refused, first: {failures[:3]}")
+        settle(group)
+
+    async def delivered(self) -> DeliveryGroup:
+        """Seal the current group and wait for it (see `wait`)."""
+        group, done = self.seal()
+        await self.wait(group, done)
+        return group
 
     def delivered_now(self, timeout: float) -> bool:
         """Wait on this thread, at most `timeout` seconds, until everything sent so far is
-        acknowledged (for a worker that is stopping). False if records are still waiting;
-        records Kafka refused for good raise OutputsNotDelivered."""
+        answered (for a worker that is stopping). False if records are still waiting; records
+        Kafka refused for good raise OutputsNotDelivered (see `settle`)."""
+        self._stop_poller()  # the delivery reports are served here from now on
         self._producer.flush(timeout)
-        if self._failures:
-            failures, self._failures = self._failures, []
-            raise OutputsNotDelivered(f"{len(failures)} record(s) refused, first: {failures[:3]}")
         return len(self._producer) == 0
 
-    def take_changelog_offsets(self) -> dict[tuple[str, int], int]:
-        """The newest acknowledged changelog offset per partition since the last call."""
-        offsets, self._changelog_offsets = self._changelog_offsets, {}
-        return offsets
+
+def settle(group: DeliveryGroup) -> None:
+    """A complete group is delivered, unless Kafka refused records of it for good."""
+    if group.failures:
+        raise OutputsNotDelivered(
+            f"{len(group.failures)} record(s) refused, first: {group.failures[:3]}"
+        )
