@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from stocksync.domain.topology import Topology, TopologyError, parse_topology
+from stocksync.errors import ConfigError as ConfigError  # where callers have always found it
 from stocksync.topics import TopicNames
 
 if TYPE_CHECKING:
@@ -34,10 +35,6 @@ CONFIG_FILE_VAR = "STOCKSYNC_CONFIG_FILE"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
-
-
-class ConfigError(ValueError):
-    """A setting is missing or wrong; the message names the key and how to fix it."""
 
 
 def env_name(field: str) -> str:

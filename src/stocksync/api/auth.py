@@ -39,7 +39,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from stocksync.api.responses import error
-from stocksync.config import ConfigError
+from stocksync.errors import ConfigError
 
 ADMIN = "*"
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/metrics", "/dashboard"})

@@ -23,11 +23,11 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from stocksync.api.auth import ApiKeys, auth_middleware, forbid_channel, require_admin, scope_of
 from stocksync.api.metrics import Metrics, add_metrics_route
-from stocksync.api.responses import error, json_response
+from stocksync.api.responses import check_channel, error, json_response, read_model
 from stocksync.api.routing import ROUTER_KEY, KeyOwners, Router
 from stocksync.api.views import sku_channel_view, sku_view
 from stocksync.domain.state import SkuRow
@@ -74,17 +74,6 @@ def _int_param(
     return value
 
 
-def _check_channel(topology: Topology, channel: str | None) -> web.Response | None:
-    if channel is not None and channel not in topology.channels:
-        return error(
-            400,
-            "unknown_channel",
-            f"channel {channel!r} is not in the topology (version {topology.version})",
-            known=sorted(topology.channels),
-        )
-    return None
-
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -124,6 +113,169 @@ def json_errors(
     return middleware
 
 
+def _page_params(request: web.Request) -> tuple[int, int | None] | web.Response:
+    """A history page's `limit` and `before`, or the 400 of the first one at fault."""
+    limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_HISTORY_PAGE)
+    before = _int_param(request, "before", None, 1, None)
+    if isinstance(limit, web.Response):
+        return limit
+    if isinstance(before, web.Response):
+        return before
+    return limit or DEFAULT_PAGE, before
+
+
+def _known(row: SkuRow | None) -> SkuRow | None:
+    # a refused reservation alone leaves a bare row: the SKU is still unknown
+    return None if row is None or not row.locations else row
+
+
+def _view(row: SkuRow, topology: Topology, channel: str | None) -> dict[str, Any]:
+    return sku_view(row, topology) if channel is None else sku_channel_view(row, topology, channel)
+
+
+def _unknown_sku(sku: str) -> web.Response:
+    return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
+
+
+async def _batch_elsewhere(
+    router: Router,
+    request: web.Request,
+    skus: list[str],
+    channel: str | None,
+    items: dict[str, Any],
+    unknown: list[str],
+) -> list[str] | web.Response:
+    """Look the SKUs other workers own up there, into `items` and `unknown`; the SKUs left
+    to this worker, or the 503 when an owner did not answer."""
+    groups = router.group(request, skus)
+    local = groups.pop(None, [])
+    try:
+        answers = await asyncio.gather(
+            *(
+                router.batch(request, owner, part, channel)
+                for owner, part in groups.items()
+                if owner is not None
+            )
+        )
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return error(503, "owner_unreachable", f"a worker did not answer: {exc!r}; retry")
+    for remote_items, remote_unknown in answers:
+        items.update(remote_items)
+        unknown.extend(remote_unknown)
+    return local
+
+
+class AtpRoutes:
+    """The ATP handlers, one per route. `router` (None: this worker owns every SKU) sends a
+    request for another worker's SKU to that worker."""
+
+    def __init__(self, reader: AtpReader, router: Router | None) -> None:
+        self.reader = reader
+        self.router = router
+
+    def _allowed(self, request: web.Request, channel: str | None) -> Topology | web.Response:
+        """The topology, or the 403/400 when the caller may not see `channel` or it is not one.
+        `channel` is None only for a caller that may see every channel."""
+        if (denied := forbid_channel(request, channel)) is not None:
+            return denied
+        topology = self.reader.topology()
+        if (bad := check_channel(topology, channel)) is not None:
+            return bad
+        return topology
+
+    async def _at_owner(self, request: web.Request, sku: str) -> web.Response | None:
+        """The owner's answer when another worker owns the SKU; None to answer here."""
+        if self.router is None or (owner := self.router.owner_for(request, sku)) is None:
+            return None
+        return await self.router.forward(request, owner)
+
+    async def get_atp(self, request: web.Request) -> web.Response:
+        sku = request.match_info["sku"]
+        channel = request.query.get("channel") or scope_of(request)
+        topology = self._allowed(request, channel)
+        if isinstance(topology, web.Response):
+            return topology
+        if (forwarded := await self._at_owner(request, sku)) is not None:
+            return forwarded
+        row = _known(self.reader.row(sku))
+        if row is None:
+            return _unknown_sku(sku)
+        return json_response(_view(row, topology, channel))
+
+    async def get_history(self, request: web.Request) -> web.Response:
+        if (denied := require_admin(request, "the history of a SKU")) is not None:
+            return denied
+        sku = request.match_info["sku"]
+        if (forwarded := await self._at_owner(request, sku)) is not None:
+            return forwarded
+        params = _page_params(request)
+        if isinstance(params, web.Response):
+            return params
+        page = self.reader.history_of(sku, *params)
+        if page is None:
+            return _unknown_sku(sku)
+        return json_response({"sku": sku, "entries": page.entries, "next_before": page.next_before})
+
+    async def batch_atp(self, request: web.Request) -> web.Response:
+        lookup = await read_model(
+            BatchLookup,
+            request,
+            f'; send {{"skus": [..up to {MAX_BATCH}], "channel": optional}}',
+        )
+        if isinstance(lookup, web.Response):
+            return lookup
+        channel = lookup.channel or scope_of(request)
+        topology = self._allowed(request, channel)
+        if isinstance(topology, web.Response):
+            return topology
+        items: dict[str, Any] = {}
+        unknown: list[str] = []
+        skus = list(dict.fromkeys(lookup.skus))
+        if self.router is not None:
+            local = await _batch_elsewhere(self.router, request, skus, channel, items, unknown)
+            if isinstance(local, web.Response):
+                return local
+            skus = local
+        for sku in skus:
+            row = _known(self.reader.row(sku))
+            if row is None:
+                unknown.append(sku)
+            else:
+                items[sku] = _view(row, topology, channel)
+        return json_response({"items": items, "unknown": unknown})
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        health = self.reader.health()
+        return json_response(health, 200 if health.get("ready") else 503)
+
+    async def livez(self, _request: web.Request) -> web.Response:
+        health = self.reader.health()
+        live = health.get("live", True)
+        return json_response(
+            {"live": live, "stalled_for_s": health.get("stalled_for_s", 0.0)},
+            200 if live else 503,
+        )
+
+
+def _middlewares(
+    keys: ApiKeys | None, metrics: Metrics | None, max_body_bytes: int, router: Router | None
+) -> list[Middleware]:
+    """Outermost first: timing sees every answer, JSON errors wrap what auth and routing say."""
+    on_reject = metrics.count_rejection if metrics is not None else None
+    middlewares: list[Middleware] = []
+    if metrics is not None:
+        middlewares.append(metrics.middleware())
+    middlewares.append(json_errors(max_body_bytes, on_reject))
+    if keys is not None:
+        middlewares.append(auth_middleware(keys, on_reject))
+    if router is not None:
+        middlewares.append(router.find_elsewhere())
+    return middlewares
+
+
 def build_http_app(
     reader: AtpReader,
     *,
@@ -135,122 +287,20 @@ def build_http_app(
     """The ATP API. `keys`: API keys (None: no key needed); `metrics`: serve /metrics and time
     requests; `owners`: which worker owns a SKU (None: this one owns them all)."""
     router = Router(owners) if owners is not None else None
-
-    async def get_atp(request: web.Request) -> web.Response:
-        sku = request.match_info["sku"]
-        channel = request.query.get("channel") or scope_of(request)
-        if channel is not None and (denied := forbid_channel(request, channel)) is not None:
-            return denied
-        topology = reader.topology()
-        if (bad := _check_channel(topology, channel)) is not None:
-            return bad
-        if router is not None and (owner := router.owner_for(request, sku)) is not None:
-            return await router.forward(request, owner)
-        row = reader.row(sku)
-        if row is None or not row.locations:  # (a refused reservation alone leaves a bare row)
-            return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
-        if channel is None:
-            return json_response(sku_view(row, topology))
-        return json_response(sku_channel_view(row, topology, channel))
-
-    async def get_history(request: web.Request) -> web.Response:
-        if (denied := require_admin(request, "the history of a SKU")) is not None:
-            return denied
-        sku = request.match_info["sku"]
-        if router is not None and (owner := router.owner_for(request, sku)) is not None:
-            return await router.forward(request, owner)
-        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_HISTORY_PAGE)
-        before = _int_param(request, "before", None, 1, None)
-        if isinstance(limit, web.Response):
-            return limit
-        if isinstance(before, web.Response):
-            return before
-        page = reader.history_of(sku, limit or DEFAULT_PAGE, before)
-        if page is None:
-            return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
-        return json_response({"sku": sku, "entries": page.entries, "next_before": page.next_before})
-
-    async def batch_atp(request: web.Request) -> web.Response:
-        try:
-            lookup = BatchLookup.model_validate_json(await request.read())
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            return error(
-                400,
-                "invalid_request",
-                f'{where}: {first["msg"]}; send {{"skus": [..up to {MAX_BATCH}], '
-                f'"channel": optional}}',
-            )
-        channel = lookup.channel or scope_of(request)
-        if channel is not None and (denied := forbid_channel(request, channel)) is not None:
-            return denied
-        topology = reader.topology()
-        if (bad := _check_channel(topology, channel)) is not None:
-            return bad
-        items: dict[str, Any] = {}
-        unknown: list[str] = []
-        skus = list(dict.fromkeys(lookup.skus))
-        if router is not None:
-            groups = router.group(request, skus)
-            skus = groups.pop(None, [])
-            try:
-                answers = await asyncio.gather(
-                    *(
-                        router.batch(request, owner, part, channel)
-                        for owner, part in groups.items()
-                        if owner is not None
-                    )
-                )
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                return error(503, "owner_unreachable", f"a worker did not answer: {exc!r}; retry")
-            for remote_items, remote_unknown in answers:
-                items.update(remote_items)
-                unknown.extend(remote_unknown)
-        for sku in skus:
-            row = reader.row(sku)
-            if row is None or not row.locations:
-                unknown.append(sku)
-            elif channel is None:
-                items[sku] = sku_view(row, topology)
-            else:
-                items[sku] = sku_channel_view(row, topology, channel)
-        return json_response({"items": items, "unknown": unknown})
-
-    async def healthz(_request: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
-
-    async def readyz(_request: web.Request) -> web.Response:
-        health = reader.health()
-        return json_response(health, 200 if health.get("ready") else 503)
-
-    async def livez(_request: web.Request) -> web.Response:
-        health = reader.health()
-        live = health.get("live", True)
-        return json_response(
-            {"live": live, "stalled_for_s": health.get("stalled_for_s", 0.0)},
-            200 if live else 503,
-        )
-
-    on_reject = metrics.count_rejection if metrics is not None else None
-    middlewares: list[Middleware] = []
-    if metrics is not None:
-        middlewares.append(metrics.middleware())
-    middlewares.append(json_errors(max_body_bytes, on_reject))
-    if keys is not None:
-        middlewares.append(auth_middleware(keys, on_reject))
-    if router is not None:
-        middlewares.append(router.find_elsewhere())
-    app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
+    app = web.Application(
+        client_max_size=max_body_bytes,
+        middlewares=_middlewares(keys, metrics, max_body_bytes, router),
+    )
     if router is not None:
         app[ROUTER_KEY] = router  # reservations are decided next to their SKU's owner too
         app.on_cleanup.append(router.close)
     if metrics is not None:
         add_metrics_route(app, metrics)
-    app.router.add_get("/v1/atp/{sku}", get_atp)
-    app.router.add_get("/v1/atp/{sku}/history", get_history)
-    app.router.add_post("/v1/atp/batch", batch_atp)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/livez", livez)
+    routes = AtpRoutes(reader, router)
+    app.router.add_get("/v1/atp/{sku}", routes.get_atp)
+    app.router.add_get("/v1/atp/{sku}/history", routes.get_history)
+    app.router.add_post("/v1/atp/batch", routes.batch_atp)
+    app.router.add_get("/healthz", routes.healthz)
+    app.router.add_get("/readyz", routes.readyz)
+    app.router.add_get("/livez", routes.livez)
     return app

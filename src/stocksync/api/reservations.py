@@ -8,6 +8,9 @@ POST   /v1/reservations/{id}/extend     {"ttl_seconds": n}
 
 With API keys, a channel key reserves for its own channel only and sees and acts on its own
 channel's reservations only (403 otherwise); an operator key ("*") may do anything.
+
+What a request is answered with (a retry: the recorded answer) is decided in
+stocksync.service.reservations; these handlers only translate HTTP to commands and back.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stocksync.api.auth import forbid_channel
-from stocksync.api.responses import error, json_response
-from stocksync.api.routing import FORWARD_TIMEOUT_S, ROUTER_KEY, SERVED_BY_HEADER
+from stocksync.api.responses import check_channel, error, json_response, read_model
+from stocksync.api.routing import FORWARD_TIMEOUT_S, ROUTER_KEY, SERVED_BY_HEADER, Router
 from stocksync.domain.limits import CHANNEL_MAX, LOCATION_MAX, RESERVATION_ID_MAX, SKU_MAX
 from stocksync.domain.reservations import (
     CommandKind,
@@ -30,8 +33,9 @@ from stocksync.domain.reservations import (
     ReservationCommand,
     ReservationReply,
 )
-from stocksync.domain.state import SkuRow
+from stocksync.domain.state import Hold, SkuRow
 from stocksync.domain.topology import Topology
+from stocksync.service.reservations import ReservationDesk, decide, held_reservation
 
 DEFAULT_TTL_SECONDS = 900
 MAX_TTL_SECONDS = 7 * 24 * 3600
@@ -40,12 +44,9 @@ MAX_TTL_SECONDS = 7 * 24 * 3600
 IDEMPOTENCY_KEY_MAX = RESERVATION_ID_MAX
 
 
-class ReservationService(Protocol):
-    async def request(
-        self, command: ReservationCommand, timeout: float
-    ) -> ReservationReply | None: ...
-
-    def reservation_reply(self, request_id: str) -> ReservationReply | None: ...
+class ReservationService(ReservationDesk, Protocol):
+    """What the handlers need: the desk that decides requests (stocksync.service.reservations),
+    and lookups for showing a reservation."""
 
     def reservation_end(self, reservation_id: str) -> ReservationReply | None: ...
 
@@ -68,13 +69,8 @@ class ReserveRequest(BaseModel):
 def check_place(topology: Topology, channel: str, location: str | None) -> web.Response | None:
     """A channel and location the topology does not know (or that do not go together) are the
     caller's mistake, answered before anything is written to the log."""
-    if channel not in topology.channels:
-        return error(
-            400,
-            "unknown_channel",
-            f"channel {channel!r} is not in the topology (version {topology.version})",
-            known=sorted(topology.channels),
-        )
+    if (unknown := check_channel(topology, channel)) is not None:
+        return unknown
     if location is None:
         return None
     if location not in topology.locations:
@@ -121,85 +117,132 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def add_reservation_routes(
-    app: web.Application,
-    service: ReservationService,
-    timeout: float,
-    on_outcome: Callable[[str, str], None] | None = None,
-) -> None:
-    """`on_outcome(action, outcome)` counts what each request ended as (metrics)."""
+# What a request ended as, for metrics, by HTTP status (RESERVE's 409 is told apart below).
+_OUTCOME_OF_STATUS = {
+    200: "ok",
+    201: "held",
+    400: "invalid",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "invalid",
+    504: "timeout",
+}
 
-    router = app.get(ROUTER_KEY)
 
-    def counted(action: str, response: web.Response) -> web.Response:
+def outcome_of(action: str, status: int) -> str:
+    if status == 409 and action == "reserve":
+        return "insufficient_stock"
+    return _OUTCOME_OF_STATUS.get(status, "rejected" if status < 500 else "error")
+
+
+def _reserve_answer(reply: ReservationReply) -> web.Response:
+    if reply.status is ReplyStatus.HELD:
+        return json_response(reply_body(reply), 201)
+    if reply.status is ReplyStatus.REJECTED:
+        return json_response(
+            {"error": "insufficient_stock", "message": reply.reason, **reply_body(reply)}, 409
+        )
+    return error(400, "invalid_request", reply.reason, **reply_body(reply))
+
+
+def _held_view(reservation_id: str, sku: str, hold: Hold) -> dict[str, Any]:
+    return {
+        "reservation_id": reservation_id,
+        "status": "held",
+        "sku": sku,
+        "channel": hold.channel,
+        "location": hold.location,
+        "quantity": hold.quantity,
+        "expires_at": hold.expires_at,
+    }
+
+
+def _unknown_reservation(reservation_id: str) -> web.Response:
+    return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
+
+
+def _reserve_key(request: web.Request) -> str | web.Response:
+    """A RESERVE's Idempotency-Key (a fresh one when none is sent), or the 400 saying why not."""
+    key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
+    if len(key) > IDEMPOTENCY_KEY_MAX or ":" in key:
+        return error(
+            400,
+            "invalid_request",
+            f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters, no ':'",
+        )
+    return key
+
+
+def _action_key(request: web.Request, kind: CommandKind) -> str | web.Response:
+    """The last part of an action's request id: its Idempotency-Key, or without one a fresh
+    id for EXTEND (each extension counts) and "" for the others (a second release or confirm
+    is a retry of the first)."""
+    suffix = request.headers.get("Idempotency-Key") or (
+        str(uuid.uuid4()) if kind is CommandKind.EXTEND else ""
+    )
+    if len(suffix) > IDEMPOTENCY_KEY_MAX:
+        return error(
+            400,
+            "invalid_request",
+            f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters",
+        )
+    return suffix
+
+
+class ReservationRoutes:
+    """The handlers, one per route; each answers through `counted` so metrics see every
+    outcome."""
+
+    def __init__(
+        self,
+        service: ReservationService,
+        timeout: float,
+        router: Router | None,
+        on_outcome: Callable[[str, str], None] | None,
+    ) -> None:
+        self.service = service
+        self.timeout = timeout
+        self.router = router
+        self.on_outcome = on_outcome
+
+    def counted(self, action: str, response: web.Response) -> web.Response:
         # a request forwarded to the SKU's owner is counted there, where it was decided
-        if on_outcome is not None and SERVED_BY_HEADER not in response.headers:
-            outcome = {201: "held", 200: "ok", 409: "conflict", 504: "timeout"}.get(
-                response.status, "rejected" if response.status < 500 else "error"
-            )
-            if response.status == 409 and action == "reserve":
-                outcome = "insufficient_stock"
-            elif response.status in (400, 413):
-                outcome = "invalid"
-            elif response.status == 403:
-                outcome = "forbidden"
-            elif response.status == 404:
-                outcome = "not_found"
-            on_outcome(action, outcome)
+        if self.on_outcome is not None and SERVED_BY_HEADER not in response.headers:
+            self.on_outcome(action, outcome_of(action, response.status))
         return response
 
-    async def send(command: ReservationCommand) -> web.Response | ReservationReply:
-        reply = await service.request(command, timeout)
+    async def decided(self, command: ReservationCommand) -> web.Response | ReservationReply:
+        reply = await decide(self.service, command, self.timeout)
         if reply is None:
             return error(
                 504,
                 "timeout",
-                f"no answer within {timeout}s; retry with the same Idempotency-Key "
+                f"no answer within {self.timeout}s; retry with the same Idempotency-Key "
                 f"({command.request_id}) to get the decision without a second hold",
                 request_id=command.request_id,
             )
         return reply
 
-    async def decided(command: ReservationCommand) -> web.Response | ReservationReply:
-        # A request already decided is answered from the reservation index and not sent again:
-        # the row remembers only its last answers, and a retry older than those would be
-        # decided a second time (a confirmed reservation's retry would take a new hold).
-        earlier = service.reservation_reply(command.request_id)
-        if earlier is not None and earlier.sku == command.sku and earlier.kind is command.kind:
-            return earlier
-        return await send(command)
+    # -- POST /v1/reservations ---------------------------------------------------------------
 
-    async def reserve(request: web.Request) -> web.Response:
-        return counted("reserve", await _reserve(request))
+    async def reserve(self, request: web.Request) -> web.Response:
+        return self.counted("reserve", await self._reserve(request))
 
-    async def _reserve(request: web.Request) -> web.Response:
-        try:
-            body = ReserveRequest.model_validate_json(await request.read())
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            return error(400, "invalid_request", f"{where}: {first['msg']}")
+    async def _reserve(self, request: web.Request) -> web.Response:
+        body = await read_model(ReserveRequest, request)
+        if isinstance(body, web.Response):
+            return body
         if (denied := forbid_channel(request, body.channel)) is not None:
             return denied
-        if (wrong := check_place(service.topology(), body.channel, body.location)) is not None:
+        if (wrong := check_place(self.service.topology(), body.channel, body.location)) is not None:
             return wrong
-        key = request.headers.get("Idempotency-Key") or str(uuid.uuid4())
-        if len(key) > IDEMPOTENCY_KEY_MAX or ":" in key:
-            return error(
-                400,
-                "invalid_request",
-                f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters, no ':'",
-            )
-        if router is not None and (owner := router.owner_for(request, body.sku)) is not None:
-            # The owner's reservation index knows every request already decided for the SKU.
-            forwarded = await router.forward(
-                request, owner, await request.read(), timeout_s=timeout + FORWARD_TIMEOUT_S
-            )
-            if forwarded.status != 503:
-                return forwarded
-            # Its HTTP API is unreachable: decide through Kafka from here (the owner's row
-            # still answers a recent retry).
-        outcome = await decided(
+        key = _reserve_key(request)
+        if isinstance(key, web.Response):
+            return key
+        if (forwarded := await self._at_owner(request, body.sku)) is not None:
+            return forwarded
+        outcome = await self.decided(
             ReservationCommand(
                 request_id=key,
                 kind=CommandKind.RESERVE,
@@ -215,75 +258,77 @@ def add_reservation_routes(
         )
         if isinstance(outcome, web.Response):
             return outcome
-        if outcome.status is ReplyStatus.HELD:
-            return json_response(reply_body(outcome), 201)
-        if outcome.status is ReplyStatus.REJECTED:
-            return json_response(
-                {"error": "insufficient_stock", "message": outcome.reason, **reply_body(outcome)},
-                409,
-            )
-        return error(400, "invalid_request", outcome.reason, **reply_body(outcome))
+        return _reserve_answer(outcome)
 
-    def find(reservation_id: str) -> ReservationReply | None:
-        reserved = service.reservation_reply(reservation_id)
-        if reserved is None or reserved.status is not ReplyStatus.HELD:
+    async def _at_owner(self, request: web.Request, sku: str) -> web.Response | None:
+        """The owner's answer when another worker owns the SKU; None to decide from here."""
+        if self.router is None or (owner := self.router.owner_for(request, sku)) is None:
             return None
-        return reserved
+        # The owner's reservation index knows every request already decided for the SKU.
+        forwarded = await self.router.forward(
+            request, owner, await request.read(), timeout_s=self.timeout + FORWARD_TIMEOUT_S
+        )
+        if forwarded.status != 503:
+            return forwarded
+        # Its HTTP API is unreachable: decide through Kafka from here (the owner's row still
+        # answers a recent retry).
+        return None
 
-    async def get_reservation(request: web.Request) -> web.Response:
+    # -- GET /v1/reservations/{id} -----------------------------------------------------------
+
+    async def get_reservation(self, request: web.Request) -> web.Response:
         reservation_id = request.match_info["id"]
-        reserved = find(reservation_id)
-        if reserved is not None:
-            denied = forbid_channel(request, reserved.channel)
-            if denied is not None:
-                return denied
-        sku = reserved.sku if reserved is not None else None
-        row = service.row(sku) if sku else None
-        if sku is None or row is None:
-            return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
-        hold = row.holds.get(reservation_id)
-        if hold is not None:
-            return json_response(
-                {
-                    "reservation_id": reservation_id,
-                    "status": "held",
-                    "sku": sku,
-                    "channel": hold.channel,
-                    "location": hold.location,
-                    "quantity": hold.quantity,
-                    "expires_at": hold.expires_at,
-                }
-            )
-        ended = service.reservation_end(reservation_id)
-        if ended is not None:
-            return json_response(reply_body(ended))
-        return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
-
-    async def act(request: web.Request, kind: CommandKind, ttl_ms: int = 0) -> web.Response:
-        return counted(kind.value.lower(), await _act(request, kind, ttl_ms))
-
-    async def _act(request: web.Request, kind: CommandKind, ttl_ms: int) -> web.Response:
-        reservation_id = request.match_info["id"]
-        reserved = find(reservation_id)
+        reserved = held_reservation(self.service, reservation_id)
         if reserved is None:
-            return error(404, "unknown_reservation", f"no reservation {reservation_id!r}")
+            return _unknown_reservation(reservation_id)
         if (denied := forbid_channel(request, reserved.channel)) is not None:
             return denied
-        sku = reserved.sku
-        suffix = request.headers.get("Idempotency-Key") or (
-            str(uuid.uuid4()) if kind is CommandKind.EXTEND else ""
-        )
-        if len(suffix) > IDEMPOTENCY_KEY_MAX:
-            return error(
-                400,
-                "invalid_request",
-                f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters",
+        row = self.service.row(reserved.sku) if reserved.sku else None
+        if row is None:
+            return _unknown_reservation(reservation_id)
+        hold = row.holds.get(reservation_id)
+        if hold is not None:
+            return json_response(_held_view(reservation_id, reserved.sku, hold))
+        ended = self.service.reservation_end(reservation_id)
+        if ended is not None:
+            return json_response(reply_body(ended))
+        return _unknown_reservation(reservation_id)
+
+    # -- DELETE /v1/reservations/{id}, POST .../confirm, POST .../extend ----------------------
+
+    async def release(self, request: web.Request) -> web.Response:
+        return await self.act(request, CommandKind.RELEASE)
+
+    async def confirm(self, request: web.Request) -> web.Response:
+        return await self.act(request, CommandKind.CONFIRM)
+
+    async def extend(self, request: web.Request) -> web.Response:
+        try:
+            body = ExtendRequest.model_validate_json(await request.read())
+        except ValidationError as exc:
+            return self.counted(
+                "extend", error(400, "invalid_request", str(exc.errors()[0]["msg"]))
             )
-        outcome = await decided(
+        return await self.act(request, CommandKind.EXTEND, body.ttl_seconds * 1000)
+
+    async def act(self, request: web.Request, kind: CommandKind, ttl_ms: int = 0) -> web.Response:
+        return self.counted(kind.value.lower(), await self._act(request, kind, ttl_ms))
+
+    async def _act(self, request: web.Request, kind: CommandKind, ttl_ms: int) -> web.Response:
+        reservation_id = request.match_info["id"]
+        reserved = held_reservation(self.service, reservation_id)
+        if reserved is None:
+            return _unknown_reservation(reservation_id)
+        if (denied := forbid_channel(request, reserved.channel)) is not None:
+            return denied
+        suffix = _action_key(request, kind)
+        if isinstance(suffix, web.Response):
+            return suffix
+        outcome = await self.decided(
             ReservationCommand(
                 request_id=f"{kind.value.lower()}:{reservation_id}:{suffix}",
                 kind=kind,
-                sku=sku,
+                sku=reserved.sku,
                 reservation_id=reservation_id,
                 issued_at=_now_ms(),
                 ttl_ms=ttl_ms,
@@ -300,21 +345,17 @@ def add_reservation_routes(
             )
         return json_response(reply_body(outcome))
 
-    async def release(request: web.Request) -> web.Response:
-        return await act(request, CommandKind.RELEASE)
 
-    async def confirm(request: web.Request) -> web.Response:
-        return await act(request, CommandKind.CONFIRM)
-
-    async def extend(request: web.Request) -> web.Response:
-        try:
-            body = ExtendRequest.model_validate_json(await request.read())
-        except ValidationError as exc:
-            return counted("extend", error(400, "invalid_request", str(exc.errors()[0]["msg"])))
-        return await act(request, CommandKind.EXTEND, body.ttl_seconds * 1000)
-
-    app.router.add_post("/v1/reservations", reserve)
-    app.router.add_get("/v1/reservations/{id}", get_reservation)
-    app.router.add_delete("/v1/reservations/{id}", release)
-    app.router.add_post("/v1/reservations/{id}/confirm", confirm)
-    app.router.add_post("/v1/reservations/{id}/extend", extend)
+def add_reservation_routes(
+    app: web.Application,
+    service: ReservationService,
+    timeout: float,
+    on_outcome: Callable[[str, str], None] | None = None,
+) -> None:
+    """`on_outcome(action, outcome)` counts what each request ended as (metrics)."""
+    routes = ReservationRoutes(service, timeout, app.get(ROUTER_KEY), on_outcome)
+    app.router.add_post("/v1/reservations", routes.reserve)
+    app.router.add_get("/v1/reservations/{id}", routes.get_reservation)
+    app.router.add_delete("/v1/reservations/{id}", routes.release)
+    app.router.add_post("/v1/reservations/{id}/confirm", routes.confirm)
+    app.router.add_post("/v1/reservations/{id}/extend", routes.extend)

@@ -105,12 +105,14 @@ def validate_event(event: InventoryEvent) -> None:
             raise InvalidEvent(f"{event.kind} quantity {event.quantity} must be >= 0")
     elif event.quantity <= 0:
         raise InvalidEvent(f"{event.kind} quantity {event.quantity} must be > 0")
-    if event.counterpart_location is not None:
-        if len(event.counterpart_location) > LOCATION_MAX:
-            raise InvalidEvent(
-                too_long("counterpart_location", len(event.counterpart_location), LOCATION_MAX)
-            )
-        if event.kind not in TRANSFER_KINDS:
-            raise InvalidEvent(f"counterpart_location is only for transfers, not {event.kind}")
-        if event.counterpart_location == event.location:
-            raise InvalidEvent(f"a transfer from {event.location} to itself moves nothing")
+    if event.counterpart_location is not None:  # (checked apart: only transfers carry one)
+        _validate_counterpart(event, event.counterpart_location)
+
+
+def _validate_counterpart(event: InventoryEvent, counterpart: str) -> None:
+    if len(counterpart) > LOCATION_MAX:
+        raise InvalidEvent(too_long("counterpart_location", len(counterpart), LOCATION_MAX))
+    if event.kind not in TRANSFER_KINDS:
+        raise InvalidEvent(f"counterpart_location is only for transfers, not {event.kind}")
+    if counterpart == event.location:
+        raise InvalidEvent(f"a transfer from {event.location} to itself moves nothing")

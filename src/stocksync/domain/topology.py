@@ -101,82 +101,118 @@ def parse_topology(data: Mapping[str, Any], origin: str = "topology") -> Topolog
     if not isinstance(data, Mapping):
         raise TopologyError(f"{origin}: expected a mapping with version, locations, channels")
     version = _int(data.get("version"), f"{origin}: version", minimum=1)
-    raw_locations = data.get("locations")
+    locations, groups = _parse_locations(data.get("locations"), origin)
+    channels = _parse_channels(data.get("channels"), origin, locations, groups)
+    return Topology(version=version, locations=locations, channels=channels)
+
+
+def _parse_locations(
+    raw_locations: Any, origin: str
+) -> tuple[dict[str, Location], dict[str, list[str]]]:
+    """The locations, and the location ids of each group."""
     if not isinstance(raw_locations, Mapping) or not raw_locations:
         raise TopologyError(f"{origin}: locations must map location ids to their settings")
     locations: dict[str, Location] = {}
     groups: dict[str, list[str]] = {}
     for loc_id, spec in raw_locations.items():
-        key = f"{origin}: locations.{loc_id}"
-        _ident(loc_id, key)
-        spec = spec or {}
-        if not isinstance(spec, Mapping):
-            raise TopologyError(f"{key}: expected a mapping (kind, groups, safety_stock)")
-        unknown = set(spec) - {"kind", "groups", "safety_stock"}
-        if unknown:
-            raise TopologyError(f"{key}: unknown setting(s) {sorted(unknown)}")
-        raw_groups = spec.get("groups", [])
-        if not isinstance(raw_groups, list):
-            raise TopologyError(f"{key}.groups: expected a list of group ids, got {raw_groups!r}")
-        loc_groups = tuple(_ident(g, f"{key}.groups") for g in raw_groups)
-        locations[loc_id] = Location(
-            id=loc_id,
-            kind=str(spec.get("kind", "store")),
-            groups=loc_groups,
-            safety_stock=_int(spec.get("safety_stock", 0), f"{key}.safety_stock"),
-        )
-        for group in loc_groups:
+        location = _parse_location(loc_id, spec, f"{origin}: locations.{loc_id}")
+        locations[loc_id] = location
+        for group in location.groups:
             groups.setdefault(group, []).append(loc_id)
     clash = set(groups) & set(locations)
     if clash:
         raise TopologyError(f"{origin}: ids used both as location and group: {sorted(clash)}")
+    return locations, groups
 
-    raw_channels = data.get("channels")
+
+def _parse_location(loc_id: Any, spec: Any, key: str) -> Location:
+    _ident(loc_id, key)
+    spec = spec or {}
+    if not isinstance(spec, Mapping):
+        raise TopologyError(f"{key}: expected a mapping (kind, groups, safety_stock)")
+    unknown = set(spec) - {"kind", "groups", "safety_stock"}
+    if unknown:
+        raise TopologyError(f"{key}: unknown setting(s) {sorted(unknown)}")
+    raw_groups = spec.get("groups", [])
+    if not isinstance(raw_groups, list):
+        raise TopologyError(f"{key}.groups: expected a list of group ids, got {raw_groups!r}")
+    loc_groups = tuple(_ident(g, f"{key}.groups") for g in raw_groups)
+    return Location(
+        id=loc_id,
+        kind=str(spec.get("kind", "store")),
+        groups=loc_groups,
+        safety_stock=_int(spec.get("safety_stock", 0), f"{key}.safety_stock"),
+    )
+
+
+def _parse_channels(
+    raw_channels: Any,
+    origin: str,
+    locations: Mapping[str, Location],
+    groups: Mapping[str, list[str]],
+) -> dict[str, Channel]:
     if not isinstance(raw_channels, Mapping) or not raw_channels:
         raise TopologyError(f"{origin}: channels must map channel ids to sources and policy")
-    channels: dict[str, Channel] = {}
-    for ch_id, spec in raw_channels.items():
-        key = f"{origin}: channels.{ch_id}"
-        _ident(ch_id, key)
-        if not isinstance(spec, Mapping):
-            raise TopologyError(f"{key}: expected a mapping with sources and an optional policy")
-        unknown = set(spec) - {"sources", "policy"}
-        if unknown:
-            raise TopologyError(f"{key}: unknown setting(s) {sorted(unknown)}")
-        sources = spec.get("sources")
-        if not isinstance(sources, list) or not sources:
-            raise TopologyError(f"{key}.sources: list the location or group ids it sells from")
-        members: list[str] = []
-        for source in sources:
-            if source in locations:
-                members.append(source)
-            elif source in groups:
-                members.extend(groups[source])
-            else:
-                raise TopologyError(
-                    f"{key}.sources: {source!r} is neither a location nor a group; "
-                    f"known: {sorted(locations) + sorted(groups)}"
-                )
-        policy = spec.get("policy") or {}
-        if not isinstance(policy, Mapping):
+    return {
+        ch_id: _parse_channel(ch_id, spec, f"{origin}: channels.{ch_id}", locations, groups)
+        for ch_id, spec in raw_channels.items()
+    }
+
+
+def _parse_channel(
+    ch_id: Any,
+    spec: Any,
+    key: str,
+    locations: Mapping[str, Location],
+    groups: Mapping[str, list[str]],
+) -> Channel:
+    _ident(ch_id, key)
+    if not isinstance(spec, Mapping):
+        raise TopologyError(f"{key}: expected a mapping with sources and an optional policy")
+    unknown = set(spec) - {"sources", "policy"}
+    if unknown:
+        raise TopologyError(f"{key}: unknown setting(s) {sorted(unknown)}")
+    members = _channel_members(spec.get("sources"), key, locations, groups)
+    return Channel(
+        id=ch_id,
+        locations=tuple(sorted(set(members))),
+        policy=_parse_policy(spec.get("policy") or {}, f"{key}.policy"),
+    )
+
+
+def _channel_members(
+    sources: Any, key: str, locations: Mapping[str, Location], groups: Mapping[str, list[str]]
+) -> list[str]:
+    """The location ids a channel's sources name, groups expanded."""
+    if not isinstance(sources, list) or not sources:
+        raise TopologyError(f"{key}.sources: list the location or group ids it sells from")
+    members: list[str] = []
+    for source in sources:
+        if source in locations:
+            members.append(source)
+        elif source in groups:
+            members.extend(groups[source])
+        else:
             raise TopologyError(
-                f"{key}.policy: expected buffer_percent, buffer_units, cap and/or low_stock"
+                f"{key}.sources: {source!r} is neither a location nor a group; "
+                f"known: {sorted(locations) + sorted(groups)}"
             )
-        unknown = set(policy) - {"buffer_percent", "buffer_units", "cap", "low_stock"}
-        if unknown:
-            raise TopologyError(f"{key}.policy: unknown setting(s) {sorted(unknown)}")
-        percent = _int(policy.get("buffer_percent", 0), f"{key}.policy.buffer_percent")
-        if percent > 100:
-            raise TopologyError(f"{key}.policy.buffer_percent: {percent} is above 100")
-        cap = policy.get("cap")
-        channels[ch_id] = Channel(
-            id=ch_id,
-            locations=tuple(sorted(set(members))),
-            policy=ChannelPolicy(
-                buffer_percent=percent,
-                buffer_units=_int(policy.get("buffer_units", 0), f"{key}.policy.buffer_units"),
-                cap=None if cap is None else _int(cap, f"{key}.policy.cap"),
-                low_stock=_int(policy.get("low_stock", 0), f"{key}.policy.low_stock"),
-            ),
-        )
-    return Topology(version=version, locations=locations, channels=channels)
+    return members
+
+
+def _parse_policy(policy: Any, key: str) -> ChannelPolicy:
+    if not isinstance(policy, Mapping):
+        raise TopologyError(f"{key}: expected buffer_percent, buffer_units, cap and/or low_stock")
+    unknown = set(policy) - {"buffer_percent", "buffer_units", "cap", "low_stock"}
+    if unknown:
+        raise TopologyError(f"{key}: unknown setting(s) {sorted(unknown)}")
+    percent = _int(policy.get("buffer_percent", 0), f"{key}.buffer_percent")
+    if percent > 100:
+        raise TopologyError(f"{key}.buffer_percent: {percent} is above 100")
+    cap = policy.get("cap")
+    return ChannelPolicy(
+        buffer_percent=percent,
+        buffer_units=_int(policy.get("buffer_units", 0), f"{key}.buffer_units"),
+        cap=None if cap is None else _int(cap, f"{key}.cap"),
+        low_stock=_int(policy.get("low_stock", 0), f"{key}.low_stock"),
+    )
