@@ -18,8 +18,8 @@ import typer
 import yaml
 from faust.types.settings import Settings as FaustSettings
 
+from sim.endpoints import EndpointSpec
 from stocksync.api.auth import load_keys
-from stocksync.channels.endpoints import EndpointSpec
 from stocksync.cli import app
 from stocksync.codec.schemas import SCHEMAS_DIR_ENV
 from stocksync.config import Settings, load_topology
@@ -489,6 +489,9 @@ def test_dockerfile_image_contract() -> None:
     # the schemas the image points the codec at are copied into it
     copies = [shlex.split(c) for c in by_kind["COPY"]]
     assert any(c[-1] == env[SCHEMAS_DIR_ENV] for c in copies)
+    # `endpoints run` (compose's endpoints role) imports sim.endpoints, which `pip install .`
+    # leaves out: the image copies sim/ to a folder on PYTHONPATH
+    assert any(c[0] == "sim" and c[-1] == f"{env['PYTHONPATH']}/sim" for c in copies)
 
 
 def test_dockerfile_copies_what_the_build_context_keeps() -> None:
@@ -504,7 +507,7 @@ def test_dockerfile_copies_what_the_build_context_keeps() -> None:
             assert (REPO / source).exists(), f"COPY {source}: not in the repository"
             hit = [p for p in ignored if fnmatch.fnmatch(source, p.rstrip("/"))]
             assert not hit, f"COPY {source} is excluded by .dockerignore {hit}"
-    for needed in ("pyproject.toml", "README.md", "src", "streams", "schemas"):
+    for needed in ("pyproject.toml", "README.md", "src", "streams", "schemas", "sim"):
         assert not any(fnmatch.fnmatch(needed, p) for p in ignored), needed
 
 

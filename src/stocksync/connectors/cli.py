@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from stocksync.cli_settings import settings_or_exit
 from stocksync.config import ConfigError
 from stocksync.logs import configure_logging
+
+if TYPE_CHECKING:  # types only: sim/ may be absent at run time (see _simulated_endpoints)
+    from sim.endpoints import EndpointSpec
+
+ServeEndpoints = Callable[[list["EndpointSpec"], asyncio.Event], Awaitable[None]]
+SIM_ENDPOINTS = Path("sim") / "endpoints.py"
 
 app = typer.Typer(
     help="Channel connectors and simulated channel endpoints.",
@@ -118,6 +126,29 @@ def connector_run(
     _run_until_signalled(connector.run)
 
 
+def _simulated_endpoints() -> tuple[type[EndpointSpec], ServeEndpoints]:
+    """sim.endpoints, imported when `endpoints run` runs and not before: sim/ is demo code at
+    the top of the repository, not installed with the library, so the connector commands must
+    not need it. From a checkout it is found even when `stocksync` is started from elsewhere."""
+    try:
+        from sim.endpoints import EndpointSpec, serve_endpoints
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("sim", "sim.endpoints"):
+            raise  # sim.endpoints is there but something it needs is not: show that
+        checkout = Path(__file__).resolve().parents[3]  # src/stocksync/connectors/cli.py
+        if not (checkout / SIM_ENDPOINTS).is_file():
+            typer.echo(
+                f"error: `endpoints run` needs the simulated channel endpoints ({SIM_ENDPOINTS}), "
+                "which are not installed with stocksync: run it from a stocksync checkout "
+                "installed with `pip install -e .`, or put the root of a checkout on PYTHONPATH",
+                err=True,
+            )
+            raise typer.Exit(2) from None
+        sys.path.insert(0, str(checkout))
+        from sim.endpoints import EndpointSpec, serve_endpoints
+    return EndpointSpec, serve_endpoints
+
+
 @endpoints_app.command("run")
 def endpoints_run(
     config: Annotated[
@@ -131,8 +162,7 @@ def endpoints_run(
     """Run simulated channel APIs: a web shop, a rate-limited marketplace (429), a POS."""
     import yaml
 
-    from stocksync.channels.endpoints import EndpointSpec, serve_endpoints
-
+    EndpointSpec, serve_endpoints = _simulated_endpoints()
     configure_logging()
     try:
         raw = yaml.safe_load(config.read_text()) if config else DEMO_ENDPOINTS

@@ -4,7 +4,7 @@ Per SKU the plan keeps the value the channel acknowledged, at most one request i
 at most one pending value: a newer projection replaces the pending one (coalescing), so a
 channel that may be updated a few times a second is told the latest value, not every step.
 
-Rules, all per SKU, checked by tests/unit/test_connector_plan.py:
+Rules, all per SKU, checked by tests/unit/connectors/test_plan.py:
 - Versions are (revision, policy_version) of the projection; a value whose version is not newer
   than one already acknowledged, in flight or pending is never queued: an older value is never
   sent after a newer one.

@@ -1,5 +1,4 @@
-"""The simulated channel endpoints over real HTTP (in-process), and how the connector reads
-their answers."""
+"""The simulated channel endpoints (sim/endpoints.py) over real HTTP, in-process."""
 
 from __future__ import annotations
 
@@ -9,12 +8,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
-from stocksync.channels.endpoints import ChannelEndpoint, EndpointKind, EndpointSpec
-from stocksync.connectors.plan import Outcome
-from stocksync.connectors.runtime import outcome_of, parse_retry_after
+from sim.endpoints import ChannelEndpoint, EndpointKind, EndpointSpec
 
 
 def free_port() -> int:
@@ -133,28 +129,3 @@ def test_a_tampered_listing_is_reported_and_a_same_version_push_restores_it() ->
             await collector_runner.cleanup()
 
     run(scenario)
-
-
-@pytest.mark.parametrize(
-    ("status", "outcome"),
-    [
-        (200, Outcome.ACKNOWLEDGED),
-        (204, Outcome.ACKNOWLEDGED),
-        (409, Outcome.STALE),
-        (429, Outcome.RETRY),
-        (503, Outcome.RETRY),
-        (408, Outcome.RETRY),
-        (None, Outcome.RETRY),
-        (400, Outcome.REJECTED),
-        (404, Outcome.REJECTED),
-    ],
-)
-def test_http_answers_map_to_outcomes(status: int | None, outcome: Outcome) -> None:
-    assert outcome_of(status) is outcome
-
-
-@pytest.mark.parametrize(
-    ("header", "seconds"), [("2", 2.0), ("0.5", 0.5), (None, None), ("soon", None), ("-1", None)]
-)
-def test_retry_after_is_read_in_seconds(header: str | None, seconds: float | None) -> None:
-    assert parse_retry_after(header) == seconds
