@@ -143,20 +143,36 @@ def test_projection_topic_carries_each_channels_latest_quantity(worker: WorkerPr
     ledger, _ = produce_retail_day(worker, skus, seed=12)
     assert_worker_matches(worker, ledger, skus)
 
-    # when a consumer reads the compacted projection topic from the start
-    messages = read_topic(worker.settings.bootstrap_servers, worker.settings.topics.channel_atp)
-    latest: dict[tuple[str, str], Any] = {}
-    for key, value in messages:
-        change = decode_projection(value or b"")
-        assert key == f"{change.channel}:{change.sku}".encode()
-        previous = latest.get((change.channel, change.sku))
-        # then revisions only move forward and consecutive values differ (published on change)
-        if previous is not None:
-            assert change.revision > previous.revision
-            assert change.quantity != previous.quantity
-        latest[(change.channel, change.sku)] = change
+    # when a consumer reads the compacted projection topic from the start (the table answers
+    # as soon as a change is folded; its projection is on the topic a moment later)
+    def latest_projections() -> dict[tuple[str, str], Any]:
+        messages = read_topic(worker.settings.bootstrap_servers, worker.settings.topics.channel_atp)
+        latest: dict[tuple[str, str], Any] = {}
+        for key, value in messages:
+            change = decode_projection(value or b"")
+            assert key == f"{change.channel}:{change.sku}".encode()
+            previous = latest.get((change.channel, change.sku))
+            # then revisions only move forward and consecutive values differ (published on change)
+            if previous is not None:
+                assert change.revision > previous.revision
+                assert change.quantity != previous.quantity
+            latest[(change.channel, change.sku)] = change
+        return latest
+
+    def authoritative(latest: dict[tuple[str, str], Any]) -> bool:
+        return all(
+            (channel, sku) in latest
+            and latest[(channel, sku)].quantity == ledger.channel_atp(sku, channel)
+            for sku in skus
+            for channel in CHANNELS
+        )
 
     # and the last value per channel and SKU is the authoritative quantity
+    deadline = time.monotonic() + 15
+    latest = latest_projections()
+    while not authoritative(latest) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        latest = latest_projections()
     for sku in skus:
         for channel in CHANNELS:
             assert latest[(channel, sku)].quantity == ledger.channel_atp(sku, channel)
