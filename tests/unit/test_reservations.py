@@ -572,9 +572,13 @@ def test_reply_survives_the_avro_round_trip() -> None:
         assert reply_from_record(record) == reply
 
 
-def test_reply_survives_the_tuple_kept_in_the_row() -> None:
-    reply = run(stocked(("dc-1", 10)), reserve(4)).reply
-    assert ReservationReply.from_tuple(reply.request_id, SKU, reply.as_tuple()) == reply
+def test_reply_survives_the_answer_kept_in_the_row() -> None:
+    result = run(stocked(("dc-1", 10)), reserve(4))
+    reply = result.reply
+    assert reply is not None
+    kept = row_from_bytes(row_to_bytes(result.row)).answers[reply.request_id]
+    assert kept == reply.answer()
+    assert ReservationReply.of(kept, reply.request_id, SKU) == reply
 
 
 # --- size limits (BRIEF §3: a field over its length limit is dead-lettered) ----------------

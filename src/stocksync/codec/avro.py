@@ -20,7 +20,7 @@ class Undecodable(ValueError):
     """The bytes are not a message this project can read."""
 
 
-def _fastavro_encode(record: Mapping[str, Any], schema: SchemaVersion) -> bytes:
+def fastavro_encode(record: Mapping[str, Any], schema: SchemaVersion) -> bytes:
     buffer = io.BytesIO()
     buffer.write(HEADER.pack(MAGIC, schema.id))
     schemaless_writer(buffer, schema.parsed, record)
@@ -35,7 +35,7 @@ _writers: dict[int, tuple[SchemaVersion, Writer]] = {}
 
 def _writer(schema: SchemaVersion) -> Writer:
     def fallback(record: Mapping[str, Any]) -> bytes:
-        return _fastavro_encode(record, schema)
+        return fastavro_encode(record, schema)
 
     try:
         return compile_writer(schema.parsed, fallback, HEADER.pack(MAGIC, schema.id))

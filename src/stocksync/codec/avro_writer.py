@@ -13,14 +13,20 @@ string that is not UTF-8, ...) it gives up and hands the whole record to the fal
 fastavro's writer: what it writes or raises is then fastavro's own answer. A schema with a type
 outside what is compiled (records of null-free primitives, enums and two-branch unions with
 null) is refused with Unsupported, and its caller keeps fastavro.
+
+`compile_object_writer` is the same writer reading each field from an attribute of a record
+object (codec/records.py binds schemas to domain records), so no dict is built per record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import keyword
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 Writer = Callable[[Mapping[str, Any]], bytes]
+# A writer reading the fields as attributes of a record object (a msgspec Struct, a dataclass)
+ObjectWriter = Callable[[Any], bytes]
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -150,13 +156,48 @@ def compile_writer(schema: Mapping[str, Any], fallback: Writer, prefix: bytes = 
     """A function writing `prefix` then a record of the (fastavro-parsed) `schema`, as
     `fallback` (fastavro's schemaless_writer after the same prefix) would. Raises Unsupported
     for a schema with a type outside those handled here."""
+    fields = _record_fields(schema)
+    # missing: a KeyError, fastavro's turn
+    writer: Writer = _compile(schema, [f"record[{f['name']!r}]" for f in fields], fallback, prefix)
+    return writer
+
+
+def compile_object_writer(
+    schema: Mapping[str, Any],
+    attributes: Sequence[str],
+    fallback: ObjectWriter,
+    prefix: bytes = b"",
+) -> ObjectWriter:
+    """As compile_writer, for a record object whose attribute `attributes[i]` holds the
+    schema's field i: no dict is built for the plain path. `fallback` gets the object."""
+    fields = _record_fields(schema)
+    if len(attributes) != len(fields):
+        raise ValueError(f"{len(attributes)} attributes for {len(fields)} fields")
+    for name in attributes:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"{name!r} is not an attribute name")
+    # missing: an AttributeError, the fallback's turn
+    return _compile(schema, [f"record.{name}" for name in attributes], fallback, prefix)
+
+
+def _record_fields(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if not isinstance(schema, Mapping) or schema.get("type") != "record":
         raise Unsupported("not a record schema")
+    fields: list[Mapping[str, Any]] = schema["fields"]
+    return fields
+
+
+def _compile(
+    schema: Mapping[str, Any],
+    reads: Sequence[str],
+    fallback: Callable[[Any], bytes],
+    prefix: bytes,
+) -> Callable[[Any], bytes]:
     named = schema.get("__named_schemas", {})
     consts: dict[str, Any] = {}
     body: list[str] = []
-    for i, field in enumerate(schema["fields"]):
-        body.append(f"v = record[{field['name']!r}]")  # missing: a KeyError, fastavro's turn
+    for i, (field, read) in enumerate(zip(schema["fields"], reads, strict=True)):
+        body.append(f"v = {read}")
         body += _field_lines(field["type"], named, i, consts)
     source = "\n".join(
         [
@@ -186,5 +227,5 @@ def compile_writer(schema: Mapping[str, Any], fallback: Writer, prefix: bytes = 
         "fallback": fallback,
     }
     exec(compile(source, f"<avro writer of {schema.get('name')}>", "exec"), namespace)
-    writer: Writer = namespace["write"]
+    writer: Callable[[Any], bytes] = namespace["write"]
     return writer

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from stocksync.codec.avro import decode_as, encode_latest
-from stocksync.codec.outputs import ALERT_SUBJECT, projection_key
+from stocksync.codec.bindings import ALERT, PUBLISHED_QUANTITY
+from stocksync.codec.bindings import PublishedQuantity as PublishedQuantity
+from stocksync.codec.outputs import projection_key
+from stocksync.domain.effects import AlertRecord
 
-LEDGER_SUBJECT = "published-quantity"
+LEDGER_SUBJECT = PUBLISHED_QUANTITY.subject
 DRIFT = "DRIFT"
-
-
-@dataclass(frozen=True, slots=True)
-class PublishedQuantity:
-    """One ledger entry: the channel acknowledged this value."""
-
-    channel: str
-    sku: str
-    quantity: int
-    revision: int
-    policy_version: int
-    as_of: int
-    reason: str
-    attempts: int
-    sent_at: int
-    acknowledged_at: int
-    endpoint: str
 
 
 def ledger_key(channel: str, sku: str) -> bytes:
@@ -35,29 +19,14 @@ def ledger_key(channel: str, sku: str) -> bytes:
 
 
 def encode_published(entry: PublishedQuantity) -> bytes:
-    return encode_latest(
-        {
-            "channel": entry.channel,
-            "sku": entry.sku,
-            "quantity": entry.quantity,
-            "revision": entry.revision,
-            "policy_version": entry.policy_version,
-            "as_of": entry.as_of,
-            "reason": entry.reason,
-            "attempts": entry.attempts,
-            "sent_at": entry.sent_at,
-            "acknowledged_at": entry.acknowledged_at,
-            "endpoint": entry.endpoint,
-        },
-        LEDGER_SUBJECT,
-    )
+    return PUBLISHED_QUANTITY.encode(entry)
 
 
 def decode_published(payload: bytes) -> PublishedQuantity:
-    return PublishedQuantity(**decode_as(payload, LEDGER_SUBJECT))
+    return PUBLISHED_QUANTITY.decode(payload)
 
 
-def drift_alert_record(
+def drift_alert(
     *,
     channel: str,
     sku: str,
@@ -68,28 +37,29 @@ def drift_alert_record(
     policy_version: int,
     as_of: int,
     reported_at: int,
-) -> dict[str, Any]:
+) -> AlertRecord:
     """An Alert (schema alert v2) of type DRIFT: the channel displays `displayed` though it
     was told `published`; the connector sends `published` (or a newer value) again."""
-    return {
-        "alert_id": f"{sku}:{revision}:{DRIFT}:{channel}:{reported_at}",
-        "type": DRIFT,
-        "sku": sku,
-        "channel": channel,
-        "location": None,
-        "quantity": published,
-        "previous": None,
-        "threshold": allowed,
-        "event_id": None,
-        "source": None,
-        "policy_version": policy_version,
-        "revision": revision,
-        "as_of": as_of,
-        "message": f"{channel} displays {displayed} of {sku} but was told {published} "
+    return AlertRecord(
+        alert_id=f"{sku}:{revision}:{DRIFT}:{channel}:{reported_at}",
+        type=DRIFT,
+        sku=sku,
+        channel=channel,
+        quantity=published,
+        threshold=allowed,
+        policy_version=policy_version,
+        revision=revision,
+        as_of=as_of,
+        message=f"{channel} displays {displayed} of {sku} but was told {published} "
         f"(more than {allowed} apart): sending {published} again",
-        "displayed": displayed,
-    }
+        displayed=displayed,
+    )
+
+
+def drift_alert_record(**fields: Any) -> dict[str, Any]:
+    """The Avro record of drift_alert(**fields)."""
+    return ALERT.to_record(drift_alert(**fields))
 
 
 def encode_drift_alert(**fields: Any) -> bytes:
-    return encode_latest(drift_alert_record(**fields), ALERT_SUBJECT)
+    return ALERT.encode(drift_alert(**fields))

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from stocksync.codec.avro import decode_as, encode_latest
+from stocksync.codec.avro import decode_as
+from stocksync.codec.bindings import ALERT, CHANNEL_ATP, DEAD_LETTER, DeadLetter
 from stocksync.domain.effects import (
     Alert,
+    AlertRecord,
     ChannelQuantityChanged,
     CountNotMerged,
     OversellDetected,
     StockLevelCrossed,
 )
 
-CHANNEL_ATP_SUBJECT = "channel-atp"
-DEAD_LETTER_SUBJECT = "dead-letter"
-ALERT_SUBJECT = "alert"
+CHANNEL_ATP_SUBJECT = CHANNEL_ATP.subject
+DEAD_LETTER_SUBJECT = DEAD_LETTER.subject
+ALERT_SUBJECT = ALERT.subject
 
 
 def projection_key(channel: str, sku: str) -> bytes:
@@ -24,21 +26,11 @@ def projection_key(channel: str, sku: str) -> bytes:
 
 
 def encode_projection(change: ChannelQuantityChanged) -> bytes:
-    return encode_latest(
-        {
-            "channel": change.channel,
-            "sku": change.sku,
-            "quantity": change.quantity,
-            "policy_version": change.policy_version,
-            "revision": change.revision,
-            "as_of": change.as_of,
-        },
-        CHANNEL_ATP_SUBJECT,
-    )
+    return CHANNEL_ATP.encode(change)
 
 
 def decode_projection(payload: bytes) -> ChannelQuantityChanged:
-    return ChannelQuantityChanged(**decode_as(payload, CHANNEL_ATP_SUBJECT))
+    return CHANNEL_ATP.decode(payload)
 
 
 def encode_dead_letter(
@@ -52,18 +44,17 @@ def encode_dead_letter(
     value: bytes | None,
     at_ms: int,
 ) -> bytes:
-    return encode_latest(
-        {
-            "reason": reason,
-            "error": error,
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "original_key": key,
-            "original_value": value,
-            "dead_lettered_at": at_ms,
-        },
-        DEAD_LETTER_SUBJECT,
+    return DEAD_LETTER.encode(
+        DeadLetter(
+            reason=reason,
+            error=error,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            original_key=key,
+            original_value=value,
+            dead_lettered_at=at_ms,
+        )
     )
 
 
@@ -71,68 +62,57 @@ def decode_dead_letter(payload: bytes) -> dict[str, Any]:
     return decode_as(payload, DEAD_LETTER_SUBJECT)
 
 
-def alert_record(alert: Alert, revision: int) -> dict[str, Any]:
-    """The Avro record of an alert; revision is the SKU row's revision after the event."""
-    # One dict literal per kind: a quarter of the events folded raise an alert.
+def alert_of(alert: Alert, revision: int) -> AlertRecord:
+    """The published form of an alert; revision is the SKU row's revision after the event."""
     if isinstance(alert, OversellDetected):
-        return {
-            "alert_id": f"{alert.sku}:{revision}:OVERSELL:{alert.location}",
-            "type": "OVERSELL",
-            "sku": alert.sku,
-            "channel": None,
-            "location": alert.location,
-            "quantity": alert.units,
-            "previous": None,
-            "threshold": None,
-            "event_id": alert.event_id,
-            "source": alert.source,
-            "policy_version": None,
-            "revision": revision,
-            "as_of": alert.as_of,
-            "message": f"{alert.source} sold {alert.units} unit(s) of {alert.sku} at "
+        return AlertRecord(
+            alert_id=f"{alert.sku}:{revision}:OVERSELL:{alert.location}",
+            type="OVERSELL",
+            sku=alert.sku,
+            location=alert.location,
+            quantity=alert.units,
+            event_id=alert.event_id,
+            source=alert.source,
+            revision=revision,
+            as_of=alert.as_of,
+            message=f"{alert.source} sold {alert.units} unit(s) of {alert.sku} at "
             f"{alert.location} beyond its stock",
-            "displayed": None,  # alert v2: DRIFT alerts only (written by connectors)
-        }
+        )
     if isinstance(alert, StockLevelCrossed):
         kind = alert.level.value
-        return {
-            "alert_id": f"{alert.sku}:{revision}:{kind}:{alert.channel}",
-            "type": kind,
-            "sku": alert.sku,
-            "channel": alert.channel,
-            "location": None,
-            "quantity": alert.quantity,
-            "previous": alert.previous,
-            "threshold": alert.threshold if alert.threshold else None,
-            "event_id": None,
-            "source": None,
-            "policy_version": alert.policy_version,
-            "revision": revision,
-            "as_of": alert.as_of,
-            "message": f"{alert.channel} may sell {alert.quantity} of {alert.sku} "
+        return AlertRecord(
+            alert_id=f"{alert.sku}:{revision}:{kind}:{alert.channel}",
+            type=kind,
+            sku=alert.sku,
+            channel=alert.channel,
+            quantity=alert.quantity,
+            previous=alert.previous,
+            threshold=alert.threshold if alert.threshold else None,
+            policy_version=alert.policy_version,
+            revision=revision,
+            as_of=alert.as_of,
+            message=f"{alert.channel} may sell {alert.quantity} of {alert.sku} "
             f"(was {alert.previous}): {kind.lower().replace('_', ' ')}",
-            "displayed": None,
-        }
+        )
     if isinstance(alert, CountNotMerged):
-        return {
-            "alert_id": f"{alert.sku}:{revision}:COUNT_NOT_MERGED:{alert.location}",
-            "type": "COUNT_NOT_MERGED",
-            "sku": alert.sku,
-            "channel": None,
-            "location": alert.location,
-            "quantity": alert.quantity,
-            "previous": None,
-            "threshold": None,
-            "event_id": alert.event_id,
-            "source": None,
-            "policy_version": None,
-            "revision": revision,
-            "as_of": alert.as_of,
-            "message": f"count of {alert.sku} at {alert.location} as of {alert.counted_at} not "
+        return AlertRecord(
+            alert_id=f"{alert.sku}:{revision}:COUNT_NOT_MERGED:{alert.location}",
+            type="COUNT_NOT_MERGED",
+            sku=alert.sku,
+            location=alert.location,
+            quantity=alert.quantity,
+            event_id=alert.event_id,
+            revision=revision,
+            as_of=alert.as_of,
+            message=f"count of {alert.sku} at {alert.location} as of {alert.counted_at} not "
             f"merged: {alert.reason}",
-            "displayed": None,
-        }
+        )
     raise TypeError(f"not an alert: {alert!r}")  # pragma: no cover - Alert is a closed union
+
+
+def alert_record(alert: Alert, revision: int) -> dict[str, Any]:
+    """The Avro record of an alert; revision is the SKU row's revision after the event."""
+    return ALERT.to_record(alert_of(alert, revision))
 
 
 # Every alert record carries its type in this header, so a reader that only counts alerts (the
@@ -146,7 +126,7 @@ def alert_headers(alert_type: str) -> Headers:
 
 
 def encode_alert(alert: Alert, revision: int) -> bytes:
-    return encode_latest(alert_record(alert, revision), ALERT_SUBJECT)
+    return ALERT.encode(alert_of(alert, revision))
 
 
 def decode_alert(payload: bytes) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 MessagePack (msgspec) of the row Struct, array-like. Maps keep their insertion order, which the
 fold makes deterministic (and which bounds the row's memory of answers: oldest first out), so
 replaying the log gives the same table byte for byte. The first element is the row format.
+
+Format 4 rows written while the row kept its answers as plain tuples are the same bytes: an
+Answer (domain/state.py) is an array of the tuple's elements, in the tuple's order, so those
+rows decode into named answers unchanged.
 """
 
 from __future__ import annotations

@@ -66,6 +66,29 @@ class DuplicateIgnored(Struct, frozen=True):
 
 
 Alert = OversellDetected | StockLevelCrossed | CountNotMerged
+
+
+class AlertRecord(Struct, frozen=True, kw_only=True):
+    """An alert as the alerts topic carries it (schema `alert`, newest version), field for
+    field: codec/outputs.py writes one from each Alert, connectors write DRIFT ones."""
+
+    alert_id: str  # <sku>:<revision>:<type>:<channel or location>[...]: a re-sent alert repeats it
+    type: str  # OVERSELL, COUNT_NOT_MERGED, a StockLevel, DRIFT
+    sku: str
+    channel: str | None = None
+    location: str | None = None
+    quantity: int
+    previous: int | None = None
+    threshold: int | None = None
+    event_id: str | None = None
+    source: str | None = None
+    policy_version: int | None = None
+    revision: int
+    as_of: int
+    message: str  # for humans
+    displayed: int | None = None  # DRIFT: what the channel displays
+
+
 Effect = (
     ChannelQuantityChanged
     | OversellDetected

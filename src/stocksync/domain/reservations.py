@@ -9,9 +9,8 @@ command written to the log (by the worker that owns the SKU), so a replay decide
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-from msgspec.structs import replace
+from msgspec.structs import asdict, replace
 
 from stocksync.domain.effects import Effect
 from stocksync.domain.fold import project_channels
@@ -24,7 +23,16 @@ from stocksync.domain.limits import (
     TIME_MS_MAX,
     too_long,
 )
-from stocksync.domain.state import EMPTY_LOCATION, Hold, SkuRow, channel_atp, location_atp
+from stocksync.domain.state import (
+    EMPTY_LOCATION,
+    Answer,
+    Hold,
+    SkuRow,
+    channel_atp,
+    location_atp,
+)
+from stocksync.domain.state import CommandKind as CommandKind  # declared with the row's answers
+from stocksync.domain.state import ReplyStatus as ReplyStatus
 from stocksync.domain.topology import Topology
 
 # Replies remembered in the row, so a retried or redelivered request gets the same answer. In
@@ -33,25 +41,6 @@ from stocksync.domain.topology import Topology
 # reservation still answers HELD: its hold is in the row); the HTTP API answers such retries
 # from the reservation index and does not send them (stocksync.api.reservations).
 MAX_ANSWERS = 64
-
-
-class CommandKind(StrEnum):
-    RESERVE = "RESERVE"
-    CONFIRM = "CONFIRM"
-    RELEASE = "RELEASE"
-    EXTEND = "EXTEND"
-    EXPIRE = "EXPIRE"
-
-
-class ReplyStatus(StrEnum):
-    HELD = "HELD"
-    REJECTED = "REJECTED"
-    CONFIRMED = "CONFIRMED"
-    RELEASED = "RELEASED"
-    EXTENDED = "EXTENDED"
-    EXPIRED = "EXPIRED"
-    NOT_FOUND = "NOT_FOUND"
-    INVALID = "INVALID"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,52 +85,21 @@ def validate_command(cmd: ReservationCommand) -> None:
         raise InvalidCommand(f"ttl_ms {cmd.ttl_ms} is beyond the limit of ±{TIME_MS_MAX}")
 
 
-@dataclass(frozen=True, slots=True)
-class ReservationReply:
-    request_id: str
-    reservation_id: str
-    kind: CommandKind
-    status: ReplyStatus
-    sku: str
-    channel: str = ""
-    location: str | None = None
-    quantity: int = 0  # units held (RESERVE) or affected
-    requested: int = 0
-    available: int = 0  # what the channel could have had when the request was decided
-    expires_at: int = 0
-    reason: str = ""
+class ReservationReply(Answer, frozen=True, kw_only=True):
+    """The answer to one request on one SKU. Its fields are Answer's (what the row remembers,
+    so a field of the reply goes there) plus the request id and the SKU."""
 
-    def as_tuple(self) -> tuple[object, ...]:
-        return (
-            self.reservation_id,
-            self.kind.value,
-            self.status.value,
-            self.channel,
-            self.location,
-            self.quantity,
-            self.requested,
-            self.available,
-            self.expires_at,
-            self.reason,
-        )
+    request_id: str
+    sku: str
+
+    def answer(self) -> Answer:
+        """What the row remembers of this reply."""
+        return Answer(**{name: getattr(self, name) for name in Answer.__struct_fields__})
 
     @classmethod
-    def from_tuple(cls, request_id: str, sku: str, t: tuple[object, ...]) -> ReservationReply:
-        rid, kind, status, channel, loc, qty, req, avail, exp, reason = t
-        return cls(
-            request_id,
-            str(rid),
-            CommandKind(str(kind)),
-            ReplyStatus(str(status)),
-            sku,
-            str(channel),
-            None if loc is None else str(loc),
-            int(qty),  # type: ignore[call-overload]
-            int(req),  # type: ignore[call-overload]
-            int(avail),  # type: ignore[call-overload]
-            int(exp),  # type: ignore[call-overload]
-            str(reason),
-        )
+    def of(cls, answer: Answer, request_id: str, sku: str) -> ReservationReply:
+        """The reply a remembered answer gave to `request_id` on `sku`."""
+        return cls(**asdict(answer), request_id=request_id, sku=sku)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,14 +238,12 @@ def apply_command(
         row = SkuRow(sku=cmd.sku)
     answered = row.answers.get(cmd.request_id)
     if answered is not None:
-        return CommandResult(
-            row, ReservationReply.from_tuple(cmd.request_id, cmd.sku, answered), (), False
-        )
+        return CommandResult(row, ReservationReply.of(answered, cmd.request_id, cmd.sku), (), False)
     if 0 <= offset <= row.command_offset:
         return CommandResult(row, None, (), False)
     new_row, reply = decide(row, cmd, topology)
     answers = dict(new_row.answers)
-    answers[cmd.request_id] = reply.as_tuple()
+    answers[cmd.request_id] = reply.answer()
     while len(answers) > MAX_ANSWERS:
         del answers[next(iter(answers))]
     new_row = replace(

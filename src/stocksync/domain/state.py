@@ -3,7 +3,7 @@ are atomic and single-writer. The dedupe state lives in the row it protects."""
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
 
 from msgspec import Struct, field
 
@@ -44,6 +44,45 @@ class Hold(Struct, frozen=True, array_like=True):
     expires_at: int  # epoch ms, from the requester's clock
 
 
+class CommandKind(StrEnum):
+    RESERVE = "RESERVE"
+    CONFIRM = "CONFIRM"
+    RELEASE = "RELEASE"
+    EXTEND = "EXTEND"
+    EXPIRE = "EXPIRE"
+
+
+class ReplyStatus(StrEnum):
+    HELD = "HELD"
+    REJECTED = "REJECTED"
+    CONFIRMED = "CONFIRMED"
+    RELEASED = "RELEASED"
+    EXTENDED = "EXTENDED"
+    EXPIRED = "EXPIRED"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID = "INVALID"
+
+
+class Answer(Struct, frozen=True, array_like=True):
+    """The answer to a reservation command, as the row remembers it: a ReservationReply
+    (domain/reservations.py) without its request id and SKU, which are the answer's key and
+    the row's own. The reply's fields are declared here, so the row keeps every one of them.
+
+    Stored as an array in field order: a field is only ever added at the end, with a default,
+    so rows written before it still decode (and older code ignores the extra element)."""
+
+    reservation_id: str
+    kind: CommandKind
+    status: ReplyStatus
+    channel: str = ""
+    location: str | None = None
+    quantity: int = 0  # units held (RESERVE) or affected
+    requested: int = 0
+    available: int = 0  # what the channel could have had when the request was decided
+    expires_at: int = 0
+    reason: str = ""
+
+
 class SkuRow(Struct, frozen=True, array_like=True):
     sku: str
     locations: dict[str, LocationStock] = field(default_factory=dict)
@@ -53,7 +92,7 @@ class SkuRow(Struct, frozen=True, array_like=True):
     last_event_at: int = 0  # highest occurred_at applied, epoch ms
     holds: dict[str, Hold] = field(default_factory=dict)  # reservation id -> active hold
     # request id -> the reply given, so a retried request gets the same answer (bounded)
-    answers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    answers: dict[str, Answer] = field(default_factory=dict)
     # Log offset of the last command applied (a SKU's commands all live on one partition), so
     # a redelivery after a crash is recognised however many requests came since.
     command_offset: int = -1
