@@ -1,6 +1,6 @@
 """`stocksync connector run` and `stocksync endpoints run`.
 
-Wired into the main command with `app.add_typer(connectors_app)` (stocksync/cli.py); also
+Wired into the main command with `app.add_typer(connectors_app)` (stocksync/cli/root.py); also
 runnable alone: `python -m stocksync.connectors.cli connector run --channel web ...`."""
 
 from __future__ import annotations
