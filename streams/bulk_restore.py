@@ -27,6 +27,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from rocksdict import Options, Rdict, WriteBatch
 
+from stocksync.adapters.kafka import clients
 from stocksync.config import Settings
 from stocksync.provision import RETRIABLE_ERRORS
 
@@ -50,15 +51,10 @@ def restore_missing_partitions(settings: Settings, tables: list[tuple[Any, str]]
     """Restore, for each (faust table, changelog topic), the partitions without a folder.
     Returns the number of records written."""
     started = time.monotonic()
-    consumer = Consumer(
-        {
-            **settings.librdkafka_config(),
-            "group.id": f"{settings.app_id}-bulk-restore",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "fetch.max.bytes": 64 * 1024 * 1024,
-            "max.partition.fetch.bytes": 16 * 1024 * 1024,
-        }
+    consumer = clients.log_reader(
+        settings,
+        "bulk-restore",
+        **{"fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 16 * 1024 * 1024},
     )
     written = 0
     try:

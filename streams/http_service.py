@@ -11,9 +11,10 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from mode import Service
 
+from stocksync.adapters.kafka import clients
 from stocksync.api.auth import ApiKeys, load_keys
 from stocksync.api.dashboard import ALERTS_KEPT, LiveView, RecentAlerts, add_dashboard_routes
 from stocksync.api.http import build_http_app
@@ -121,18 +122,12 @@ class AlertFeed:
     def _run(self) -> None:
         topic = self.settings.topics.alerts
         try:
-            consumer = Consumer(
-                {
-                    **self.settings.librdkafka_config(),
-                    "group.id": f"{self.settings.app_id}-alert-feed",  # never commits
-                    "enable.auto.commit": False,
-                }
+            consumer = clients.log_reader(
+                self.settings, "alert-feed", **{"enable.partition.eof": False}
             )
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
             assignment = []
             started: dict[int, int] = {}
-            for p in partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for p, (low, high) in clients.watermarks(consumer, topic).items():
                 started[p] = high
                 assignment.append(TopicPartition(topic, p, max(low, high - ALERTS_BACKFILL)))
             consumer.assign(assignment)

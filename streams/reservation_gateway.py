@@ -8,8 +8,9 @@ import threading
 from collections import defaultdict
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from stocksync.adapters.kafka import clients
 from stocksync.codec.avro import decode
 from stocksync.codec.reservations import encode_command, reply_from_record
 from stocksync.config import Settings
@@ -28,33 +29,20 @@ class ReservationGateway:
         self._waiting: defaultdict[str, list[asyncio.Future[ReservationReply]]] = defaultdict(list)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
-        self._producer = Producer(
-            {
-                **settings.librdkafka_config(),
-                "enable.idempotence": True,
-                "acks": "all",
-                "partitioner": "murmur2_random",
-                "linger.ms": 1,
-            }
-        )
+        self._producer = clients.producer(settings, f"{settings.app_id}-reservations", linger_ms=1)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        consumer = Consumer(
-            {
-                **self.settings.librdkafka_config(),
-                "group.id": f"{self.settings.app_id}-reply-reader",  # never commits
-                "enable.auto.commit": False,
-            }
+        consumer = clients.log_reader(
+            self.settings, "reply-reader", **{"enable.partition.eof": False}
         )
         topic = self.settings.topics.reservation_replies
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         # Start at the current end, resolved now, so no reply to a request sent after this
         # point can be missed.
-        assignment = []
-        for p in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            assignment.append(TopicPartition(topic, p, high))
+        assignment = [
+            TopicPartition(topic, p, high)
+            for p, (_, high) in clients.watermarks(consumer, topic).items()
+        ]
         consumer.assign(assignment)
         threading.Thread(target=self._read_replies, args=(consumer,), daemon=True).start()
         threading.Thread(target=self._serve_deliveries, daemon=True).start()

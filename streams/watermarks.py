@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable, Iterable
 
 import structlog
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
+from stocksync.adapters.kafka import clients
 from stocksync.config import Settings
 
 log = structlog.get_logger("stocksync.watermarks")
@@ -35,13 +36,7 @@ class HighWatermarks:
         self._stop.set()
 
     def _run(self) -> None:
-        consumer = Consumer(
-            {
-                **self._settings.librdkafka_config(),
-                "group.id": f"{self._settings.app_id}-watermarks",  # never joins nor commits
-                "enable.auto.commit": False,
-            }
-        )
+        consumer = clients.log_reader(self._settings, "watermarks")
         try:
             read: frozenset[tuple[str, int]] | None = None
             due = 0.0

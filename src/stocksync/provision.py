@@ -16,6 +16,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     OffsetSpec,
 )
 
+from stocksync.adapters.kafka import clients
 from stocksync.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -88,10 +89,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def admin_client(settings: Settings, errors: list[str] | None = None) -> AdminClient:
-    config = settings.librdkafka_config()
-    if errors is not None:
-        config["error_cb"] = lambda err: errors.append(str(err.str()))
-    return AdminClient(config)
+    return clients.admin(settings, errors)
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:

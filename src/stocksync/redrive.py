@@ -18,16 +18,15 @@ dead letter from another topic or without its original bytes is reported and mar
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from stocksync.adapters.kafka import clients
 from stocksync.codec.outputs import decode_dead_letter
 from stocksync.config import Settings
-from stocksync.replay import read_until, watermarks
+from stocksync.replay import read_until
 
 REDRIVEN_HEADER = "stocksync-redriven-from"
 FLUSH_TIMEOUT_S = 30.0
@@ -69,13 +68,7 @@ class _Progress:
         self.committed: dict[tuple[str, int], int] = {}
 
     def _consumer(self, kind: str) -> Consumer:
-        return Consumer(
-            {
-                **self.settings.librdkafka_config(),
-                "group.id": progress_group(self.settings, kind),
-                "enable.auto.commit": False,
-            }
-        )
+        return clients.group_consumer(self.settings, progress_group(self.settings, kind))
 
     def next_offset(self, kind: str, partition: int) -> int:
         if (kind, partition) not in self.committed:
@@ -125,19 +118,9 @@ def redrive(
     topics = settings.topics
     redrivable = set(topics.input_topics)
     report = RedriveReport()
-    reader = Consumer(
-        {
-            **settings.librdkafka_config(),
-            "group.id": f"stocksync-redrive-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    reader = clients.log_reader(settings, "redrive-reader")
     try:
-        bounds = {
-            (topics.dead_letter, p): marks
-            for p, marks in watermarks(reader, topics.dead_letter).items()
-        }
+        bounds = clients.whole_log(reader, topics.dead_letter)
         on_total(sum(high - low for low, high in bounds.values()))
         records = read_until(reader, bounds, on_read)
     finally:
@@ -233,11 +216,4 @@ def _commit_delivered(
 
 
 def _producer(settings: Settings) -> Producer:
-    config: dict[str, Any] = {
-        **settings.librdkafka_config(),
-        "enable.idempotence": True,
-        "acks": "all",
-        # the worker expects a SKU on its murmur2 partition (the Java client's default)
-        "partitioner": "murmur2_random",
-    }
-    return Producer(config)
+    return clients.producer(settings, "stocksync-redrive")

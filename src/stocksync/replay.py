@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stocksync.adapters.kafka import clients
 from stocksync.domain.fold import apply_event
 from stocksync.domain.reservations import ReservationCommand, apply_command
 from stocksync.domain.state import SkuRow
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 # Keys faust keeps in a table for itself (never a SKU).
 FAUST_INTERNAL_KEY_PREFIX = b"__faust"
-POLL_S = 0.5
 # A partition that delivers nothing for this long although its high watermark says more is
 # there (e.g. offsets taken by transaction markers) is treated as read.
 IDLE_LIMIT_S = 10.0
@@ -122,32 +122,7 @@ def interleave(streams: Iterable[Iterable[LogRecord]]) -> Iterator[LogRecord]:
 
 
 def replay_consumer(settings: Settings) -> Consumer:
-    import uuid
-
-    from confluent_kafka import Consumer
-
-    return Consumer(
-        {
-            **settings.librdkafka_config(),
-            "group.id": f"stocksync-replay-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-    )
-
-
-def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
-    """partition -> (low, high) of a topic now."""
-    from confluent_kafka import TopicPartition
-
-    metadata = consumer.list_topics(topic, timeout=10)
-    if topic not in metadata.topics or metadata.topics[topic].error is not None:
-        raise RuntimeError(f"topic {topic} does not exist; run `stocksync topics create`")
-    out = {}
-    for p in sorted(metadata.topics[topic].partitions):
-        out[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-    return out
+    return clients.log_reader(settings, "replay")
 
 
 def read_until(
@@ -156,45 +131,11 @@ def read_until(
     on_read: Callable[[int], None] = lambda n: None,
 ) -> dict[tuple[str, int], list[LogRecord]]:
     """Every record of the given (topic, partition)s from `low` up to (excluding) `high`."""
-    import time
-
-    from confluent_kafka import KafkaError, TopicPartition
-
     out: dict[tuple[str, int], list[LogRecord]] = {tp: [] for tp in bounds}
-    pending = {tp for tp, (low, high) in bounds.items() if high > low}
-    if not pending:
-        return out
-    consumer.assign([TopicPartition(t, p, bounds[(t, p)][0]) for t, p in pending])
-    last_progress = time.monotonic()
-    try:
-        while pending:
-            messages = consumer.consume(1000, POLL_S)
-            if not messages and time.monotonic() - last_progress > IDLE_LIMIT_S:
-                break
-            read = 0
-            for msg in messages:
-                tp = (msg.topic() or "", msg.partition() or 0)
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(tp)
-                        continue
-                    raise RuntimeError(f"reading {tp[0]}[{tp[1]}]: {err.str()}")
-                high = bounds[tp][1]
-                offset = msg.offset() or 0
-                if tp not in pending or offset >= high:
-                    pending.discard(tp)
-                    continue
-                ts = msg.timestamp()[1]
-                out[tp].append(LogRecord(tp[0], tp[1], offset, ts, msg.key(), msg.value()))
-                read += 1
-                if offset >= high - 1:
-                    pending.discard(tp)
-            if read:
-                last_progress = time.monotonic()
-                on_read(read)
-    finally:
-        consumer.unassign()
+    for msg in clients.read_range(consumer, bounds, on_read, IDLE_LIMIT_S):
+        tp = (msg.topic() or "", msg.partition() or 0)
+        ts = msg.timestamp()[1]
+        out[tp].append(LogRecord(tp[0], tp[1], msg.offset() or 0, ts, msg.key(), msg.value()))
     return out
 
 
@@ -215,11 +156,11 @@ def plan_replay(settings: Settings, consumer: Consumer) -> ReplayPlan:
     inputs = {
         (topic, p): marks
         for topic in topics.input_topics
-        for p, marks in watermarks(consumer, topic).items()
+        for p, marks in clients.watermarks(consumer, topic).items()
     }
     changelog = {
         (topics.atp_changelog, p): marks
-        for p, marks in watermarks(consumer, topics.atp_changelog).items()
+        for p, marks in clients.watermarks(consumer, topics.atp_changelog).items()
     }
     return ReplayPlan(inputs, changelog)
 
@@ -268,12 +209,10 @@ def read_table(
 
 def worker_lag(settings: Settings, plan: ReplayPlan) -> int:
     """Input records the worker's consumer group has not committed yet (of the plan's)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
     # Reads the group's committed offsets without joining it.
-    consumer = Consumer(
-        {**settings.librdkafka_config(), "group.id": settings.app_id, "enable.auto.commit": False}
-    )
+    consumer = clients.group_consumer(settings, settings.app_id)
     try:
         committed = consumer.committed([TopicPartition(t, p) for t, p in plan.inputs], timeout=10)
     finally:

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import TopicPartition
 
+from stocksync.adapters.kafka import clients
 from stocksync.config import Settings
 from stocksync.domain.topology import Topology, TopologyError, parse_topology
 
 log = structlog.get_logger("stocksync.topology")
 
 TOPOLOGY_KEY = b"topology"
+READ_IDLE_LIMIT_S = 10.0
 
 
 def publish_topology(settings: Settings, document: dict[str, Any]) -> Topology:
@@ -30,7 +30,7 @@ def publish_topology(settings: Settings, document: dict[str, Any]) -> Topology:
             f"topology: version {topology.version} is not newer than the published version "
             f"{current.version}; bump `version`"
         )
-    producer = Producer({**settings.librdkafka_config(), "enable.idempotence": True, "acks": "all"})
+    producer = clients.producer(settings, "stocksync-topology", linger_ms=0)
     producer.produce(
         settings.topics.topology,
         key=TOPOLOGY_KEY,
@@ -41,17 +41,6 @@ def publish_topology(settings: Settings, document: dict[str, Any]) -> Topology:
     return topology
 
 
-def _consumer(settings: Settings) -> Consumer:
-    return Consumer(
-        {
-            **settings.librdkafka_config(),
-            "group.id": f"stocksync-topology-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-
-
 def _parse(payload: bytes | None, offset: int) -> Topology | None:
     try:
         return parse_topology(json.loads(payload or b""), origin=f"topology@{offset}")
@@ -60,27 +49,20 @@ def _parse(payload: bytes | None, offset: int) -> Topology | None:
         return None
 
 
-def read_latest_topology(settings: Settings, timeout: float = 10.0) -> Topology | None:
-    consumer = _consumer(settings)
+def read_latest_topology(settings: Settings) -> Topology | None:
+    reader = clients.log_reader(settings, "topology")
+    newest: Topology | None = None
     try:
-        consumer.assign([TopicPartition(settings.topics.topology, 0, 0)])
-        newest: Topology | None = None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
-                    break
-                continue
+        bounds = clients.whole_log(reader, settings.topics.topology)
+        for msg in clients.read_range(reader, bounds, idle_limit_s=READ_IDLE_LIMIT_S):
             parsed = _parse(msg.value(), msg.offset() or 0)
             if parsed is not None and (newest is None or parsed.version > newest.version):
                 newest = parsed
-        return newest
+    except clients.TopicMissing:
+        return None
     finally:
-        consumer.close()
+        reader.close()
+    return newest
 
 
 class TopologyFollower(threading.Thread):
@@ -96,7 +78,7 @@ class TopologyFollower(threading.Thread):
         self._stop = threading.Event()
 
     def run(self) -> None:
-        consumer = _consumer(self.settings)
+        consumer = clients.log_reader(self.settings, "topology-follower")
         consumer.assign([TopicPartition(self.settings.topics.topology, 0, 0)])
         try:
             while not self._stop.is_set():

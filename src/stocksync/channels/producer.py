@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
+from stocksync.adapters.kafka.clients import PRODUCER_GUARANTEES
 from stocksync.channels.validation import validated_event
 from stocksync.codec.events import encode_event
 from stocksync.domain.events import STOCK_KINDS, EventKind, InventoryEvent, validate_event
@@ -22,11 +23,7 @@ from stocksync.topics import TopicNames
 
 log = structlog.get_logger(__name__)
 
-REQUIRED_CONFIG = {
-    "enable.idempotence": True,
-    "acks": "all",
-    "partitioner": "murmur2_random",
-}
+REQUIRED_CONFIG = dict(PRODUCER_GUARANTEES)
 
 
 @dataclass(frozen=True, slots=True)

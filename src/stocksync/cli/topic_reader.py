@@ -9,20 +9,18 @@ import time
 import typer
 from confluent_kafka import Consumer, KafkaException
 
+from stocksync.adapters.kafka import clients
 from stocksync.config import Settings
 
 
 def topic_reader(settings: Settings, topic: str, from_beginning: bool) -> Consumer:
     errors: list[str] = []
-    consumer = Consumer(
-        {
-            **settings.librdkafka_config(),
-            "group.id": f"stocksync-cli-{time.time_ns()}",
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.auto.commit": False,
-            "error_cb": lambda err: errors.append(err.str()),
-            "log_level": 0,  # reasons are reported once, below, not as librdkafka log lines
-        }
+    consumer = clients.group_consumer(
+        settings,
+        f"stocksync-cli-{time.time_ns()}",
+        offset_reset="earliest" if from_beginning else "latest",
+        error_cb=lambda err: errors.append(err.str()),
+        log_level=0,  # reasons are reported once, below, not as librdkafka log lines
     )
     try:
         found = consumer.list_topics(topic, timeout=10).topics.get(topic)

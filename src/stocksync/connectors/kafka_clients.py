@@ -11,6 +11,7 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
+from stocksync.adapters.kafka import clients
 from stocksync.codec.outputs import Headers
 from stocksync.config import Settings
 from stocksync.connectors.settings import ConnectorSettings
@@ -41,41 +42,19 @@ def client_id(config: ConnectorSettings) -> str:
 
 
 def ledger_and_alerts_producer(settings: Settings, config: ConnectorSettings) -> Producer:
-    return Producer(
-        {
-            **settings.librdkafka_config(),
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "partitioner": "murmur2_random",
-            "client.id": client_id(config),
-        }
-    )
+    return clients.producer(settings, client_id(config), linger_ms=5)
 
 
 def projection_consumer(settings: Settings, config: ConnectorSettings) -> Consumer:
     # Offsets are committed by hand: only past values the channel acknowledged.
-    return Consumer(
-        {
-            **settings.librdkafka_config(),
-            "group.id": config.consumer_group(settings.app_id),
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "client.id": client_id(config),
-        }
+    return clients.group_consumer(
+        settings, config.consumer_group(settings.app_id), client_id=client_id(config)
     )
 
 
 def ledger_reader(settings: Settings, config: ConnectorSettings) -> Consumer:
     # Assigned, never subscribed: reads every partition from the start and commits nothing.
-    return Consumer(
-        {
-            **settings.librdkafka_config(),
-            "group.id": f"{config.consumer_group(settings.app_id)}-ledger",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    return clients.log_reader(settings, f"{config.consumer_group(settings.app_id)}-ledger")
 
 
 def produce(

@@ -15,8 +15,9 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message
 
+from stocksync.adapters.kafka import clients
 from stocksync.codec.connectors import (
     PublishedQuantity,
     decode_published,
@@ -82,38 +83,17 @@ def restore_entry(
     return True
 
 
-def _ledger_partitions(reader: Consumer, topic: str) -> list[int]:
-    metadata = reader.list_topics(topic, timeout=10)
-    if topic not in metadata.topics or metadata.topics[topic].error is not None:
-        raise RuntimeError(f"ledger topic {topic} does not exist: run `stocksync topics create`")
-    return list(metadata.topics[topic].partitions)
-
-
-def _restore_to_end(reader: Consumer, partitions: list[int], plan: PushPlan, prefix: bytes) -> int:
-    restored = 0
-    at_end: set[int] = set()
-    while at_end != set(partitions):
-        msg: Message | None = reader.poll(1.0)
-        if msg is None:
-            continue
-        error = msg.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                at_end.add(msg.partition() or 0)
-            continue
-        restored += restore_entry(plan, prefix, msg.key(), msg.value(), msg.offset())
-    return restored
-
-
 def read_ledger(settings: Settings, config: ConnectorSettings, plan: PushPlan) -> int:
     """What the channel acknowledged before this process started, into `plan` (blocking: run
     it on a thread). Returns how many entries were restored."""
     topic = settings.topics.published_quantities
     reader = ledger_reader(settings, config)
     try:
-        partitions = _ledger_partitions(reader, topic)
-        reader.assign([TopicPartition(topic, p, 0) for p in partitions])
-        restored = _restore_to_end(reader, partitions, plan, f"{config.channel}:".encode())
+        prefix = f"{config.channel}:".encode()
+        restored = sum(
+            restore_entry(plan, prefix, msg.key(), msg.value(), msg.offset())
+            for msg in clients.read_range(reader, clients.whole_log(reader, topic))
+        )
     finally:
         reader.close()
     log.info("ledger_restored", channel=config.channel, entries=restored)

@@ -20,8 +20,9 @@ import time
 from collections.abc import Mapping
 
 import structlog
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
+from stocksync.adapters.kafka import clients
 from stocksync.codec.outputs import Headers
 from stocksync.config import Settings
 from stocksync.service.ports import Table
@@ -93,16 +94,7 @@ class DeliveryGroup:
 class Outputs:
     def __init__(self, settings: Settings, changelogs: Mapping[Table, str]) -> None:
         self._changelogs = dict(changelogs)
-        self._producer = Producer(
-            {
-                **settings.librdkafka_config(),
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 1,
-                "partitioner": "murmur2_random",
-                "client.id": f"{settings.app_id}-outputs",
-            }
-        )
+        self._producer = clients.producer(settings, f"{settings.app_id}-outputs", linger_ms=1)
         self._group = DeliveryGroup()
         # Delivery reports are served on one thread of their own, as soon as they arrive, so a
         # group completes while the event loop folds the next take. Only that thread polls
