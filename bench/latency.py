@@ -16,7 +16,9 @@ import random
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, Producer
 
@@ -28,6 +30,13 @@ from stocksync.codec.outputs import decode_projection
 from stocksync.domain.events import EventKind, InventoryEvent
 from stocksync.provision import ensure_topics
 
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.synchronize import Event
+
+    from stocksync.config import Settings
+    from tests.integration.support import WorkerProcess
+
 SKUS = 2000
 
 
@@ -35,7 +44,14 @@ SKUS = 2000
 HELD_LAG_SECONDS = 0.5
 
 
-def watch_projections(bootstrap: str, topic: str, since_ms: int, ready, stop, out) -> None:  # type: ignore[no-untyped-def]
+def watch_projections(
+    bootstrap: str,
+    topic: str,
+    since_ms: int,
+    ready: Event,
+    stop: Event,
+    out: Connection[tuple[list[float], list[float]], Any],
+) -> None:
     """In a process of its own (the producing loop's GIL must not delay it): for each web
     projection, (ms from the sale to its record on the topic, ms from the sale to this read).
     The record's timestamp is the one the worker's producer stamped when it sent it."""
@@ -67,7 +83,9 @@ def watch_projections(bootstrap: str, topic: str, since_ms: int, ready, stop, ou
     out.send((produced, read))
 
 
-def measure(worker_settings, rate: int, seconds: float, seed: int, lag) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def measure(
+    worker_settings: Settings, rate: int, seconds: float, seed: int, lag: Callable[[], float]
+) -> dict[str, float]:
     settings = worker_settings
     topics = settings.topics
     producer = Producer(
@@ -153,7 +171,7 @@ def measure(worker_settings, rate: int, seconds: float, seed: int, lag) -> dict[
     }
 
 
-def lag_of(worker):  # type: ignore[no-untyped-def]
+def lag_of(worker: WorkerProcess) -> Callable[[], float]:
     def lag() -> float:
         try:
             return float(worker.metrics().get("stocksync_consumer_lag_total", 0.0))

@@ -58,7 +58,7 @@ def unique_settings(
 def security_env(settings: Settings) -> dict[str, str]:
     if settings.security_protocol == "PLAINTEXT":
         return {}
-    env = {
+    env: dict[str, str] = {
         "STOCKSYNC_SECURITY_PROTOCOL": settings.security_protocol,
         "STOCKSYNC_SASL_MECHANISM": settings.sasl_mechanism,
     }
@@ -156,6 +156,13 @@ class WorkerProcess:
             return None
         return body if status == 200 else None
 
+    def duplicates(self) -> int:
+        """The duplicate inputs the worker has counted, as its /readyz says while it is ready."""
+        health = self.health()
+        assert health is not None, "worker not ready"
+        count: int = health["duplicates"]
+        return count
+
     def wait_ready(self) -> dict[str, Any]:
         def ready() -> dict[str, Any] | None:
             assert self.process is not None
@@ -166,7 +173,8 @@ class WorkerProcess:
             return self.health()
 
         try:
-            return wait_for(ready, READY_TIMEOUT, "worker /readyz", interval=0.25)  # type: ignore[no-any-return]
+            health: dict[str, Any] = wait_for(ready, READY_TIMEOUT, "worker /readyz", interval=0.25)
+            return health
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- worker log ---\n{self.tail()}") from None
 
@@ -200,14 +208,16 @@ class WorkerProcess:
     def batch(self, skus: list[str]) -> dict[str, Any]:
         status, body = http_json(f"{self.url}/v1/atp/batch", {"skus": skus})
         assert status == 200, body
-        return body  # type: ignore[no-any-return]
+        atp: dict[str, Any] = body
+        return atp
 
     def wait_revision(self, sku: str, revision: int, timeout: float = 30.0) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             status, body = self.atp(sku)
             return body if status == 200 and body["revision"] >= revision else None
 
-        return wait_for(reached, timeout, f"{sku} at revision {revision}")  # type: ignore[no-any-return]
+        body: dict[str, Any] = wait_for(reached, timeout, f"{sku} at revision {revision}")
+        return body
 
 
 def read_topic(
@@ -251,13 +261,14 @@ def read_records(
             msg = consumer.poll(0.2)
             if msg is None:
                 continue
-            if msg.error():
-                if msg.error().code() == -191:  # _PARTITION_EOF
-                    at_end.add(msg.partition())
+            error = msg.error()
+            if error:
+                if error.code() == -191:  # _PARTITION_EOF
+                    at_end.add(msg.partition() or 0)
                     if expect is None and at_end == set(partitions):
                         break
                 continue
-            messages.append((msg.key(), msg.value(), msg.offset()))
+            messages.append((msg.key(), msg.value(), msg.offset() or 0))
             if expect is not None and len(messages) >= expect:
                 break
     finally:

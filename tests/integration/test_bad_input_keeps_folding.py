@@ -116,8 +116,11 @@ def rows_in(path: Path) -> dict[str, bytes]:
     """The SKU rows of a stopped worker's RocksDB partition folder (faust's keys left out)."""
     db = Rdict(str(path), Options(raw_mode=True))
     try:
+        # rocksdict types a key as any of its pickled-mode key types; in raw mode it is bytes
         return {
-            bytes(k).decode(): bytes(v) for k, v in db.items() if not bytes(k).startswith(b"__")
+            bytes(k).decode(): bytes(v)  # type: ignore[arg-type]
+            for k, v in db.items()
+            if not bytes(k).startswith(b"__")  # type: ignore[arg-type]
         }
     finally:
         db.close()
@@ -325,7 +328,8 @@ def test_a_fold_engine_failure_stops_the_worker_before_acking_and_a_restart_fold
     try:
         # (a restart reads only the changelog after this offset, so the broken row stays)
         assert db.get(FAUST_OFFSET_KEY) == str(changelog_last).encode()
-        assert row_from_bytes(bytes(db[broken.encode()])).sku == broken
+        # rocksdict types db[key] as maybe None; a missing key raises KeyError instead
+        assert row_from_bytes(bytes(db[broken.encode()])).sku == broken  # type: ignore[arg-type]
         db[broken.encode()] = b"\xc1 not a stocksync row"
     finally:
         db.close()

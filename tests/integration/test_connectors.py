@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,15 +130,18 @@ class Channel:
     def listings(self) -> dict[str, dict[str, Any]]:
         status, body = http("GET", f"{self.endpoint_url}/v1/inventory")
         assert status == 200
-        return body["items"]  # type: ignore[no-any-return]
+        items: dict[str, dict[str, Any]] = body["items"]
+        return items
 
     def endpoint_log(self) -> dict[str, Any]:
         status, body = http("GET", f"{self.endpoint_url}/admin/log")
         assert status == 200
-        return body  # type: ignore[no-any-return]
+        log: dict[str, Any] = body
+        return log
 
     def status(self) -> dict[str, Any]:
-        return http("GET", f"{self.connector_url}/v1/status")[1]  # type: ignore[no-any-return]
+        body: dict[str, Any] = http("GET", f"{self.connector_url}/v1/status")[1]
+        return body
 
     def stop(self) -> None:
         self.connector.stop()
@@ -149,7 +153,7 @@ def start_channel(
     home: Path,
     channel: str,
     endpoint: dict[str, Any],
-    connector_args: list[str] = (),  # type: ignore[assignment]
+    connector_args: Sequence[str] = (),
 ) -> Channel:
     endpoint_port, connector_port = free_port(), free_port()
     connector_url = f"http://127.0.0.1:{connector_port}"

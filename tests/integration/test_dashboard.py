@@ -171,7 +171,8 @@ class Browser:
             if reply.get("id") == message_id:  # everything else is an event
                 if "error" in reply:
                     raise AssertionError(f"{method}: {reply['error']}")
-                return reply.get("result", {})  # type: ignore[no-any-return]
+                result: dict[str, Any] = reply.get("result", {})
+                return result
 
     async def navigate(self, url: str) -> None:
         await self.send("Page.navigate", url=url)

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import (
+
+# confluent_kafka.admin re-exports its public ACL and resource types without __all__ or an alias
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
     AclBindingFilter,
     AclOperation,

@@ -184,7 +184,7 @@ def test_a_second_copy_of_every_event_changes_nothing(worker: WorkerProcess) -> 
     skus = [f"DUP-{i}" for i in range(3)]
     ledger, sent = produce_retail_day(worker, skus, seed=13)
     before = assert_worker_matches(worker, ledger, skus)
-    duplicates_before = worker.health()["duplicates"]  # type: ignore[index]
+    duplicates_before = worker.duplicates()
 
     # when every event is sent again, in the same order, by a fresh producer
     replayer = ChannelProducer(
@@ -196,7 +196,7 @@ def test_a_second_copy_of_every_event_changes_nothing(worker: WorkerProcess) -> 
 
     # then the worker counts them all as duplicates and nothing else changes
     wait_for(
-        lambda: worker.health()["duplicates"] >= duplicates_before + len(sent),  # type: ignore[index]
+        lambda: worker.duplicates() >= duplicates_before + len(sent),
         30,
         "all copies seen",
     )
@@ -274,7 +274,7 @@ def test_event_on_the_wrong_partition_is_dead_lettered_with_the_fix(worker: Work
 def test_a_client_written_from_the_docs_alone_is_applied(worker: WorkerProcess) -> None:
     # given only the documented contract: schemas/stock_event.v1.avsc, schema id 1 in the
     # Confluent header, topic <prefix>stock-events, key = UTF-8 sku, murmur2 partitioning
-    schema = fastavro.schema.load_schema(REPO / "schemas" / "stock_event.v1.avsc")
+    schema = fastavro.schema.load_schema(str(REPO / "schemas" / "stock_event.v1.avsc"))
     body = BytesIO()
     fastavro.schemaless_writer(
         body,

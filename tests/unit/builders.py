@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stocksync.domain.effects import Effect
 from stocksync.domain.events import EventKind, InventoryEvent
 from stocksync.domain.fold import fold_events
 from stocksync.domain.state import EMPTY_LOCATION, LocationStock, SkuRow
 from stocksync.domain.topology import Topology, parse_topology
+
+if TYPE_CHECKING:
+    from stocksync.domain.reservations import (
+        CommandResult,
+        ReservationCommand,
+        ReservationReply,
+    )
 
 SKU = "SKU-1"
 T = TypeVar("T")
@@ -107,7 +114,7 @@ def command(
     ttl: int = 0,
     partial: bool = False,
     sku: str = SKU,
-) -> Any:
+) -> ReservationCommand:
     """A reservation command; the request id defaults to "<kind>:<reservation id>"."""
     from stocksync.domain.reservations import CommandKind, ReservationCommand
 
@@ -132,10 +139,17 @@ def reserve(
     channel: str = "web",
     ttl: int = 60_000,
     **kwargs: Any,
-) -> Any:
+) -> ReservationCommand:
     """A RESERVE whose request id is its reservation id (as the HTTP API sends it)."""
     kwargs.setdefault("request_id", reservation_id)
     return command("RESERVE", reservation_id, channel=channel, qty=qty, ttl=ttl, **kwargs)
+
+
+def reply_of(result: CommandResult) -> ReservationReply:
+    """The result's reply. Every command is answered but a redelivery (offset at or below the
+    row's command offset) whose answer the row no longer remembers."""
+    assert result.reply is not None
+    return result.reply
 
 
 def stocked(*levels: tuple[str, int], sku: str = SKU) -> SkuRow:

@@ -43,7 +43,7 @@ class FrozenClock:
 
 
 def keys(clock: FrozenClock | None = None, burst: int = 100) -> ApiKeys:
-    document = {
+    document: dict[str, list[dict[str, Any]]] = {
         "keys": [
             {"name": "web-checkout", "sha256": hash_key(WEB_KEY), "channel": "web"},
             {"name": "store-1-till", "sha256": hash_key(POS_KEY), "channel": "pos-store-1"},
@@ -239,7 +239,8 @@ def test_a_channel_keys_event_stream_carries_its_own_channel_only() -> None:
             assert response.status == 200
             async for line in response.content:
                 if line.startswith(b"data: "):
-                    return json.loads(line[6:])  # type: ignore[no-any-return]
+                    snapshot: dict[str, Any] = json.loads(line[6:])
+                    return snapshot
         raise AssertionError("no snapshot")
 
     frame = asyncio.run(go())

@@ -5,10 +5,10 @@ value of another type) they hand the record to fastavro, so the outcome is fasta
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import IntEnum, StrEnum
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from fastavro import parse_schema, schemaless_writer
@@ -22,6 +22,7 @@ from stocksync.codec.avro_writer import (
     INT64_MAX,
     INT64_MIN,
     SMALL_OFFSET,
+    ObjectWriter,
     Unsupported,
     Writer,
     compile_object_writer,
@@ -60,6 +61,7 @@ SYNTHETIC = SchemaVersion(
 SCHEMAS = [*KEPT, SYNTHETIC]
 # The records the worker and the connectors publish; each must compile (not fall back).
 OUTPUTS = {"alert", "channel-atp", "dead-letter", "reservation-reply", "published-quantity"}
+R = TypeVar("R")  # what a writer takes: a record mapping, or an object with attributes
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -70,7 +72,7 @@ def fastavro_bytes(record: Mapping[str, Any], schema: SchemaVersion) -> bytes:
     return buffer.getvalue()
 
 
-def outcome(write: Writer, record: Mapping[str, Any]) -> bytes | tuple[str, str]:
+def outcome(write: Callable[[R], bytes], record: R) -> bytes | tuple[str, str]:
     try:
         written: bytes = write(record)
     except Exception as exc:  # fastavro raises several types for a record it cannot write
@@ -191,7 +193,7 @@ def test_a_record_is_written_as_fastavro_writes_it(schema: SchemaVersion, data: 
     assert fallback.calls == 0  # the plain path wrote it
 
 
-def object_writer(schema: SchemaVersion) -> tuple[Any, Fallback]:
+def object_writer(schema: SchemaVersion) -> tuple[ObjectWriter, Fallback]:
     """The writer reading attributes, its fallback given the object's fields as a record."""
     fallback = Fallback(schema)
     names = [f["name"] for f in schema.parsed["fields"]]
@@ -228,7 +230,8 @@ def test_an_odd_object_gets_fastavros_outcome(schema: SchemaVersion, data: Any) 
 
 def test_an_object_writer_takes_attribute_names_only() -> None:
     fields = [{"name": "a", "type": "long"}]
-    schema = parse_schema({"type": "record", "name": "R", "fields": fields}, named_schemas={})
+    # fastavro types a parsed schema as any schema form; a record's is a dict (as SchemaVersion)
+    schema: Any = parse_schema({"type": "record", "name": "R", "fields": fields}, named_schemas={})
     for bad in (["a.b"], ["class"], ["a", "b"]):
         with pytest.raises(ValueError):
             compile_object_writer(schema, bad, lambda obj: b"")

@@ -28,7 +28,7 @@ from stocksync.codec.outputs import (
 from stocksync.codec.schemas import SchemaRegistry, UnknownSchema, registry, schemas_dir
 from stocksync.domain.effects import ChannelQuantityChanged
 from stocksync.domain.events import EventKind as K
-from stocksync.domain.events import InvalidEvent
+from stocksync.domain.events import InvalidEvent, InventoryEvent
 from stocksync.domain.limits import (
     CHANNEL_MAX,
     EVENT_ID_MAX,
@@ -82,7 +82,9 @@ def sale_record(**changes: Any) -> dict[str, Any]:
         (ev(K.RETURNED, 1, source="web", reason="damaged"), SALE_SUBJECT),
     ],
 )
-def test_event_survives_encode_and_decode_with_a_confluent_header(event, subject) -> None:
+def test_event_survives_encode_and_decode_with_a_confluent_header(
+    event: InventoryEvent, subject: str
+) -> None:
     payload = encode_event(event)
     assert payload[:5] == header(latest_id(subject))
     assert decode_event(payload) == event
@@ -113,7 +115,9 @@ def test_event_encoded_by_plain_fastavro_from_the_avsc_file_decodes() -> None:
         ({"event_id": ""}, "event_id"),
     ],
 )
-def test_well_formed_event_that_makes_no_sense_is_invalid(changes, named) -> None:
+def test_well_formed_event_that_makes_no_sense_is_invalid(
+    changes: dict[str, Any], named: str
+) -> None:
     payload = encode_latest(sale_record(**changes), SALE_SUBJECT)
     with pytest.raises(InvalidEvent, match=named):
         decode_event(payload)
@@ -153,7 +157,9 @@ def event_payloads(field: str, value: str, changes: dict[str, Any]) -> list[byte
 
 
 @pytest.mark.parametrize(("field", "limit", "changes"), EVENT_STRING_LIMITS)
-def test_an_event_string_at_its_limit_is_applied(field, limit, changes) -> None:
+def test_an_event_string_at_its_limit_is_applied(
+    field: str, limit: int, changes: dict[str, Any]
+) -> None:
     payloads = event_payloads(field, "x" * limit, changes)
     assert payloads
     for payload in payloads:
@@ -162,7 +168,7 @@ def test_an_event_string_at_its_limit_is_applied(field, limit, changes) -> None:
 
 @pytest.mark.parametrize(("field", "limit", "changes"), EVENT_STRING_LIMITS)
 def test_an_event_string_one_over_its_limit_is_invalid_naming_the_field_and_limit(
-    field, limit, changes
+    field: str, limit: int, changes: dict[str, Any]
 ) -> None:
     for payload in event_payloads(field, "x" * (limit + 1), changes):
         with pytest.raises(InvalidEvent) as caught:
@@ -287,13 +293,13 @@ def test_projection_on_the_event_topic_is_not_an_inventory_event() -> None:
 
 
 @pytest.mark.parametrize("payload", [None, b"", b"\x00", b"\x00\x00\x00\x00"])
-def test_message_shorter_than_the_header_is_undecodable(payload) -> None:
+def test_message_shorter_than_the_header_is_undecodable(payload: bytes | None) -> None:
     with pytest.raises(Undecodable, match="shorter than the header"):
         decode_event(payload)
 
 
 @pytest.mark.parametrize("payload", [b"hello, world", b'{"sku": "SKU-1"}', b"\x01" + b"\0" * 20])
-def test_bytes_without_the_magic_byte_are_undecodable(payload) -> None:
+def test_bytes_without_the_magic_byte_are_undecodable(payload: bytes) -> None:
     with pytest.raises(Undecodable, match="0x00"):
         decode_event(payload)
 
@@ -350,7 +356,9 @@ def test_projection_key_splits_at_the_first_colon() -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [(b"SKU-1", b"\xff\x00garbage"), (None, None)])
-def test_dead_letter_keeps_the_reason_and_the_original_bytes(key, value) -> None:
+def test_dead_letter_keeps_the_reason_and_the_original_bytes(
+    key: bytes | None, value: bytes | None
+) -> None:
     payload = encode_dead_letter(
         reason="first byte is 0xff",
         error="undecodable",
@@ -500,7 +508,9 @@ def kept_pairs() -> list[tuple[str, int, int]]:
 
 
 @pytest.mark.parametrize(("subject", "old", "new"), kept_pairs())
-def test_every_kept_version_is_readable_by_every_later_version(subject, old, new) -> None:
+def test_every_kept_version_is_readable_by_every_later_version(
+    subject: str, old: int, new: int
+) -> None:
     by_version = {v.version: v.definition for v in registry().versions(subject)}
     writer, reader = by_version[old], by_version[new]
     common = {f["name"] for f in writer["fields"]} & {f["name"] for f in reader["fields"]}
@@ -511,7 +521,7 @@ def test_every_kept_version_is_readable_by_every_later_version(subject, old, new
 
 
 @pytest.mark.parametrize("subject", SUBJECTS)
-def test_messages_of_every_kept_version_decode_with_the_newest_reader(subject) -> None:
+def test_messages_of_every_kept_version_decode_with_the_newest_reader(subject: str) -> None:
     newest_fields = {f["name"] for f in registry().latest[subject].definition["fields"]}
     for version in registry().versions(subject):
         for record in samples(version.definition):

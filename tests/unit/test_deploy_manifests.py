@@ -87,7 +87,8 @@ def load_all(path: Path) -> list[dict[str, Any]]:
 
 
 def kustomization(folder: Path = K8S) -> dict[str, Any]:
-    return yaml.safe_load((folder / "kustomization.yaml").read_text())
+    spec: dict[str, Any] = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    return spec
 
 
 def base_resources() -> list[dict[str, Any]]:
@@ -110,7 +111,9 @@ def pod_templates(docs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], 
             yield doc, doc["spec"]["template"]
 
 
-def container_env(container: dict[str, Any], literals: dict[str, dict[str, str]]) -> dict:
+def container_env(
+    container: dict[str, Any], literals: dict[str, dict[str, str]]
+) -> dict[str, str | None]:
     """Variable -> value as the container sees it (None: from a Secret or the downward API)."""
     env: dict[str, str | None] = {}
     for source in container.get("envFrom", []):
@@ -138,11 +141,13 @@ def port_of(container: dict[str, Any], port: int | str) -> int:
         return port
     named = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
     assert port in named, f"container {container['name']} has no port named {port!r}"
-    return named[port]
+    number: int = named[port]
+    return number
 
 
 def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())
+    spec: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return spec
 
 
 def app_services() -> dict[str, dict[str, Any]]:
@@ -163,11 +168,12 @@ def dockerfile_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for instruction, rest in dockerfile_instructions():
         if instruction == "ENV":
-            env.update(item.split("=", 1) for item in shlex.split(rest))
+            env.update(dict(item.split("=", 1) for item in shlex.split(rest)))
     return env
 
 
-def settings_kwargs(env: dict[str, str | None], names: dict[str, str]) -> dict[str, str]:
+def settings_kwargs(env: dict[str, str | None], names: dict[str, str]) -> dict[str, Any]:
+    """Field -> value for a settings model: the strings pydantic validates as the environment's."""
     return {names[k]: v for k, v in env.items() if k in names and v is not None}
 
 
@@ -258,11 +264,13 @@ def test_k8s_settings_validate(no_stocksync_env: None) -> None:
     for _, template in pod_templates(base_resources()):
         for container in template["spec"]["containers"]:
             env = container_env(container, literals)
-            settings = Settings(_env_file=None, **settings_kwargs(env, WORKER_SETTINGS))
+            # mypy sees pydantic-settings models' fields as their __init__, not its _env_file
+            # argument (here and below)
+            settings = Settings(_env_file=None, **settings_kwargs(env, WORKER_SETTINGS))  # type: ignore[call-arg]
             assert settings.partitions >= 1
             if container["args"][:2] == ["connector", "run"]:
                 kwargs = settings_kwargs(env, CONNECTOR_SETTINGS)
-                connector = ConnectorSettings(_env_file=None, **kwargs)
+                connector = ConnectorSettings(_env_file=None, **kwargs)  # type: ignore[call-arg]
                 connector.check_channel(load_topology(K8S / "topology.yaml"))
 
 
@@ -270,10 +278,11 @@ def test_compose_settings_validate(no_stocksync_env: None) -> None:
     image_env = dockerfile_env()
     for service in app_services().values():
         env = {**image_env, **service.get("environment", {})}
-        Settings(_env_file=None, **settings_kwargs(env, WORKER_SETTINGS))
+        Settings(_env_file=None, **settings_kwargs(env, WORKER_SETTINGS))  # type: ignore[call-arg]
         if service["command"][:2] == ["connector", "run"]:
             connector = ConnectorSettings(
-                _env_file=None, **settings_kwargs(env, CONNECTOR_SETTINGS)
+                _env_file=None,  # type: ignore[call-arg]  # as in test_k8s_settings_validate
+                **settings_kwargs(env, CONNECTOR_SETTINGS),
             )
             connector.check_channel(load_topology(TOPOLOGY))  # the image's topology
 

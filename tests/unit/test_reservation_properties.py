@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from builders import OUTSIDE, SKU, TOPOLOGY, command, ev, fold
+from builders import OUTSIDE, SKU, TOPOLOGY, command, ev, fold, reply_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,7 +103,7 @@ def run(row: SkuRow | None, log: list[ReservationCommand], store: bool = False) 
         result = apply_command(row, cmd, TOPOLOGY)
         row = row_from_bytes(row_to_bytes(result.row)) if store else result.row
         out.rows.append(row)
-        out.replies.append(result.reply)
+        out.replies.append(reply_of(result))
         out.applied.append(result.applied)
     return out
 
@@ -194,7 +194,7 @@ def test_reapplying_an_answered_command_changes_nothing(
             assert result.reply == first_reply[cmd.request_id]
         else:
             assert result.applied is True
-            first_reply[cmd.request_id] = result.reply
+            first_reply[cmd.request_id] = reply_of(result)
         row = result.row
         # the same command again, at once and after storage
         before = row_to_bytes(row)
@@ -350,7 +350,7 @@ def test_stock_arriving_between_commands_keeps_the_holds(
     lines: Counter[str] = Counter()
     for i, cmd in enumerate(log):
         result = apply_command(row, cmd, TOPOLOGY)
-        reply = result.reply
+        reply = reply_of(result)
         if result.applied and reply.status is ReplyStatus.CONFIRMED and reply.location:
             lines[reply.location] += reply.quantity
         row = result.row

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from builders import ev, fold
 from msgspec.structs import replace
 
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
 from stocksync.domain.state import Hold, LocationStock, SkuRow
 from stocksync.table_diff import diff_rows, diff_tables
-from tests.unit.builders import ev, fold
 
 
 def _table(*rows: SkuRow) -> dict[str, bytes]:
     return {row.sku: row_to_bytes(row) for row in rows}
 
 
-def _row(sku: str = "A", on_hand: int = 5, **loc: int) -> SkuRow:
-    return SkuRow(sku=sku, locations={"dc-1": LocationStock(on_hand=on_hand, **loc)}, revision=1)
+def _row(sku: str = "A", on_hand: int = 5, reserved: int = 0, oversold: int = 0) -> SkuRow:
+    stock = LocationStock(on_hand=on_hand, reserved=reserved, oversold=oversold)
+    return SkuRow(sku=sku, locations={"dc-1": stock}, revision=1)
 
 
 def test_identical_tables_are_equal() -> None:

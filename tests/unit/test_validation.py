@@ -59,7 +59,9 @@ def test_valid_fields_become_an_inventory_event() -> None:
     ("kind", "quantity"),
     [("ADJUSTED", -3), ("ADJUSTED", 2), ("COUNTED", 0), ("SAFETY_STOCK_SET", 0), ("RECEIVED", 5)],
 )
-def test_signed_and_absolute_quantities_are_accepted_where_they_make_sense(kind, quantity) -> None:
+def test_signed_and_absolute_quantities_are_accepted_where_they_make_sense(
+    kind: str, quantity: int
+) -> None:
     assert validated_event(**fields(kind=kind, quantity=quantity)).quantity == quantity
 
 

@@ -22,6 +22,7 @@ ENDPOINT = "http://127.0.0.1:9"
 
 def connector_config(**overrides: Any) -> ConnectorSettings:
     values: dict[str, Any] = {"channel": CHANNEL, "endpoint_url": ENDPOINT, **overrides}
+    # mypy sees pydantic-settings models' fields as their __init__, not its _env_file argument
     return ConnectorSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

@@ -86,7 +86,9 @@ def test_only_owned_partitions_are_committed_and_a_failed_commit_is_tried_again(
 
 
 def test_an_acknowledged_value_is_committed_only_with_its_ledger_record() -> None:
-    connector = Connector(Settings(_env_file=None), connector_config(), low_stock=5)
+    # mypy sees pydantic-settings models' fields as their __init__, not its _env_file argument
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    connector = Connector(settings, connector_config(), low_stock=5)
     state, producer, kafka = connector.state, FakeProducer(fail_deliveries=1), FakeConsumer()
     connector.consumer.consumer = kafka
     connector.consumer.assigned = {0}

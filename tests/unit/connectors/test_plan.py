@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -25,8 +26,8 @@ def q(sku: str, quantity: int, revision: int, policy_version: int = 1) -> Quanti
     return Quantity(sku, quantity, revision, policy_version, as_of=revision * 1000)
 
 
-def plan(**kwargs: object) -> PushPlan:
-    return PushPlan(low_stock=5, backoff=Backoff(base_s=1.0, max_s=8.0, jitter=0.0), **kwargs)  # type: ignore[arg-type]
+def plan(**kwargs: Any) -> PushPlan:
+    return PushPlan(low_stock=5, backoff=Backoff(base_s=1.0, max_s=8.0, jitter=0.0), **kwargs)
 
 
 def drain(p: PushPlan, now: float = 0.0) -> list[tuple[str, int]]:
@@ -239,7 +240,9 @@ operation = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(operation, max_size=80))
-def test_no_older_value_after_a_newer_one_and_the_latest_is_always_sent(ops: list) -> None:
+def test_no_older_value_after_a_newer_one_and_the_latest_is_always_sent(
+    ops: list[tuple[Any, ...]],  # an operation's name, then its arguments
+) -> None:
     p = PushPlan(low_stock=5, backoff=Backoff(0.1, 2.0), rng=random.Random(1))
     now = 0.0
     revision: dict[str, int] = defaultdict(int)

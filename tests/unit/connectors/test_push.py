@@ -112,7 +112,8 @@ def in_flight(state: ConnectorState, value: Quantity, offset: int = 0) -> Push:
 
 
 def test_an_acknowledged_value_goes_to_the_ledger() -> None:
-    state, recorded = connector_state(), []
+    state = connector_state()
+    recorded: list[Push] = []
     push = in_flight(state, q("A", 10, 1))
     pusher(state, recorded).settle(push, Answer(200), sent_at=1)
     assert recorded == [push]
@@ -123,7 +124,8 @@ def test_an_acknowledged_value_goes_to_the_ledger() -> None:
 
 
 def test_a_429_pauses_the_whole_budget_for_retry_after_and_retries_the_value() -> None:
-    state, recorded = connector_state(), []
+    state = connector_state()
+    recorded: list[Push] = []
     push = in_flight(state, q("A", 10, 1))
     pusher(state, recorded).settle(push, Answer(429, retry_after=2.0), sent_at=1)
     now = time.monotonic()

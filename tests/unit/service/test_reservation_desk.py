@@ -53,9 +53,9 @@ class FoldingDesk:
         return self.queries.reservation_reply(request_id)
 
 
-def stocked_desk(**kwargs: int) -> FoldingDesk:
+def stocked_desk(lose_replies: int = 0) -> FoldingDesk:
     """10 units at dc-1."""
-    desk = FoldingDesk(**kwargs)
+    desk = FoldingDesk(lose_replies=lose_replies)
     desk.tables.fold(desk.log.event(ev(K.RECEIVED, 10)))
     return desk
 
