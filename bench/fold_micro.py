@@ -63,7 +63,7 @@ from stocksync.service.history import encode_record
 from stocksync.service.memory import MemoryRowStore
 from stocksync.service.ports import Table
 from stocksync.topics import TopicNames
-from streams.worker import GC_THRESHOLDS
+from stocksync.streams.worker import GC_THRESHOLDS
 from tests.integration.support import TOPOLOGY
 
 NAME = "fold_micro"

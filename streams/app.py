@@ -39,11 +39,13 @@ from stocksync.service.history import HistoryRetention
 from stocksync.service.ports import Table
 from stocksync.service.queries import TableQueries
 from stocksync.topics import ATP_TABLE, HISTORY_TABLE, RESERVATION_INDEX_TABLE
-from streams.batch_transport import SCHEME, BatchingApp
-from streams.expiry import HoldExpiry
-from streams.faust_fixes import keep_queued_input_on_resume
-from streams.ownership import PartitionOwners
-from streams.progress import InputProgress
+
+from .batch_transport import SCHEME, BatchingApp
+from .credentials import broker_credentials
+from .expiry import HoldExpiry
+from .faust_fixes import keep_queued_input_on_resume
+from .ownership import PartitionOwners
+from .progress import InputProgress
 
 log = structlog.get_logger("stocksync.worker")
 
@@ -104,7 +106,7 @@ class Worker:
         self.app = BatchingApp(
             settings.app_id,
             broker=f"{SCHEME}://{settings.bootstrap_servers}",
-            broker_credentials=settings.faust_broker_credentials(),
+            broker_credentials=broker_credentials(settings),
             store="rocksdb://",  # driver chosen per table below: rocksdict
             datadir=str(settings.data_dir),
             # faust's own web server (and its /table endpoints that expose data) stays off;

@@ -25,8 +25,9 @@ from stocksync.config import Settings
 from stocksync.domain.reservations import ReservationCommand, ReservationReply
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
-from streams.app import Worker
-from streams.reservation_gateway import ReservationGateway
+
+from .app import Worker
+from .reservation_gateway import ReservationGateway
 
 log = structlog.get_logger("stocksync.http")
 

@@ -13,7 +13,8 @@ from faust.types import TP
 
 from stocksync.config import Settings
 from stocksync.service.watchdog import Watchdog, WatchdogVerdict
-from streams.watermarks import HighWatermarks
+
+from .watermarks import HighWatermarks
 
 log = structlog.get_logger("stocksync.worker")
 

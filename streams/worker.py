@@ -11,9 +11,10 @@ from faust import Worker as FaustWorker
 from stocksync.config import Settings
 from stocksync.domain.topology import Topology
 from stocksync.topology_log import TopologyFollower, read_latest_topology
-from streams.app import Worker
-from streams.bulk_restore import restore_missing_partitions
-from streams.http_service import HttpService
+
+from .app import Worker
+from .bulk_restore import restore_missing_partitions
+from .http_service import HttpService
 
 log = structlog.get_logger("stocksync.worker")
 

@@ -26,7 +26,6 @@ from stocksync.topics import TopicNames
 if TYPE_CHECKING:
     import ssl
 
-    from faust.types.auth import CredentialsT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TOPOLOGY = REPO_ROOT / "deploy" / "config" / "topology.yaml"
@@ -317,22 +316,6 @@ class Settings(BaseSettings):
                 self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
             )
         return context
-
-    def faust_broker_credentials(self) -> CredentialsT | None:
-        """What `faust.App(broker_credentials=...)` takes; None for PLAINTEXT."""
-        from faust.auth import SASLCredentials, SSLCredentials
-
-        if self.uses_sasl:
-            assert self.sasl_username is not None and self.sasl_password is not None
-            return SASLCredentials(
-                username=self.sasl_username,
-                password=self.sasl_password.get_secret_value(),
-                ssl_context=self.ssl_context(),
-                mechanism=self.sasl_mechanism,
-            )
-        if self.uses_tls:
-            return SSLCredentials(self.ssl_context())
-        return None
 
 
 def security_problems(settings: Settings) -> list[str]:

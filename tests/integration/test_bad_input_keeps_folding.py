@@ -26,8 +26,8 @@ from stocksync.domain.limits import REASON_MAX, too_long
 from stocksync.replay import replay
 from stocksync.service.admission import murmur2_partition
 from stocksync.topics import ATP_TABLE
-from streams.app import EXIT_FOLD_FAILED
-from streams.bulk_restore import FAUST_OFFSET_KEY
+from stocksync.streams.app import EXIT_FOLD_FAILED
+from stocksync.streams.bulk_restore import FAUST_OFFSET_KEY
 from tests.integration.support import (
     WorkerProcess,
     read_log,

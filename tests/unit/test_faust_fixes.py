@@ -5,7 +5,7 @@ from __future__ import annotations
 import faust
 from mode.utils.queues import FlowControlQueue
 
-from streams.faust_fixes import keep_queued_input_on_resume
+from stocksync.streams.faust_fixes import keep_queued_input_on_resume
 
 
 def flowing_app(name: str, workaround: bool) -> tuple[faust.App, FlowControlQueue[str]]:

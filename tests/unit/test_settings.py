@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stocksync.streams.credentials import broker_credentials
 
 from stocksync.config import ConfigError, load_settings
 
@@ -52,7 +53,7 @@ def test_plaintext_is_the_default_and_adds_nothing_to_client_configs() -> None:
         "bootstrap.servers": "kafka:9092",
         "security.protocol": "plaintext",
     }
-    assert settings.faust_broker_credentials() is None
+    assert broker_credentials(settings) is None
 
 
 # --- SASL/SCRAM and TLS -----------------------------------------------------------------------
@@ -81,17 +82,17 @@ def test_sasl_ssl_with_scram_gives_librdkafka_and_faust_their_settings(tmp_path:
 def test_faust_credentials_follow_the_protocol() -> None:
     from faust.auth import SASLCredentials, SSLCredentials
 
-    sasl = load_settings(
-        security_protocol="SASL_SSL", sasl_username="u", sasl_password="p"
-    ).faust_broker_credentials()
+    sasl = broker_credentials(
+        load_settings(security_protocol="SASL_SSL", sasl_username="u", sasl_password="p")
+    )
     assert isinstance(sasl, SASLCredentials)
     assert (sasl.username, sasl.password, sasl.mechanism.value) == ("u", "p", "SCRAM-SHA-512")
     assert sasl.protocol.value == "SASL_SSL" and sasl.ssl_context is not None
-    plain = load_settings(
-        security_protocol="SASL_PLAINTEXT", sasl_username="u", sasl_password="p"
-    ).faust_broker_credentials()
+    plain = broker_credentials(
+        load_settings(security_protocol="SASL_PLAINTEXT", sasl_username="u", sasl_password="p")
+    )
     assert isinstance(plain, SASLCredentials) and plain.protocol.value == "SASL_PLAINTEXT"
-    tls = load_settings(security_protocol="SSL").faust_broker_credentials()
+    tls = broker_credentials(load_settings(security_protocol="SSL"))
     assert isinstance(tls, SSLCredentials)
 
 

@@ -25,6 +25,6 @@ def worker() -> None:
     # Deferred: `streams` (the faust app) is built on the library, never the other way round;
     # this command is its entry point and the one place the library imports it, so no other
     # command loads faust.
-    from streams.worker import run_worker
+    from stocksync.streams.worker import run_worker
 
     run_worker(settings)
