@@ -33,13 +33,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from stocksync.streams.worker import GC_THRESHOLDS
+
 from bench.common import RESULTS, write_result
 from bench.harness import REFERENCE_MIX, reference_events
 from bench.worker_throughput import describe_input
+from stocksync.bootstrap import load_topology
 from stocksync.codec.events import encode_event
 from stocksync.codec.outputs import Headers, encode_alert, encode_projection
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
-from stocksync.config import load_topology
 from stocksync.domain.audit import audit_record
 from stocksync.domain.effects import (
     Alert,
@@ -63,7 +65,6 @@ from stocksync.service.history import encode_record
 from stocksync.service.memory import MemoryRowStore
 from stocksync.service.ports import Table
 from stocksync.topics import TopicNames
-from stocksync.streams.worker import GC_THRESHOLDS
 from tests.integration.support import TOPOLOGY
 
 NAME = "fold_micro"

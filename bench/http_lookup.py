@@ -30,6 +30,7 @@ import aiohttp
 
 from bench.common import percentile, progress, write_result
 from bench.harness import broker, cpu_seconds, new_worker, produce_all, retail_events
+from stocksync.bootstrap import file_topology
 from stocksync.provision import ensure_topics
 from tests.integration.support import scrape
 
@@ -124,7 +125,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="stocksync-http-"))
     worker = new_worker(broker(), home)
     ensure_topics(worker.settings)
-    locations = sorted(worker.settings.load_topology().locations)
+    locations = sorted(file_topology(worker.settings).locations)
     events = retail_events(args.skus * 3, args.skus, locations, args.seed)
     produce_all(worker.settings, events)
     worker.start()

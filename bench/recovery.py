@@ -31,6 +31,7 @@ from confluent_kafka import Producer
 import tests.integration.support as support
 from bench.common import progress, write_result
 from bench.harness import broker, new_worker, rss_bytes
+from stocksync.bootstrap import file_topology
 from stocksync.channels.producer import REQUIRED_CONFIG
 from stocksync.codec.rows import row_to_bytes
 from stocksync.domain.events import EventKind, InventoryEvent
@@ -129,7 +130,7 @@ def main() -> None:
     worker = new_worker(bootstrap, home / "full", args.partitions)
     settings = worker.settings
     ensure_topics(settings)
-    topology = settings.load_topology()
+    topology = file_topology(settings)
     locations = sorted(topology.locations)[: args.locations]
     sku_locations = args.skus * len(locations)
     row_bytes = fill_changelog(

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.common import progress, write_result
+from stocksync.bootstrap import file_topology
 from stocksync.channels.producer import ChannelProducer
 from stocksync.config import Settings
 from stocksync.domain.events import EventKind
@@ -166,7 +167,7 @@ def main() -> None:
     ensure_topics(settings)
     print(f"topic prefix {settings.topic_prefix!r} on {settings.bootstrap_servers}")
     day = RetailDay(
-        settings.load_topology(), DayShape(skus=args.skus, flash_skus=args.flash_skus), args.seed
+        file_topology(settings), DayShape(skus=args.skus, flash_skus=args.flash_skus), args.seed
     )
     figures = produce_day(settings, day, int(args.rate * args.seconds), args.rate)
     for key, value in figures.items():

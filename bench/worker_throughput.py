@@ -42,6 +42,7 @@ from bench.harness import (
     reference_events,
     retail_events,
 )
+from stocksync.bootstrap import file_topology
 from stocksync.domain.events import InventoryEvent
 from stocksync.provision import ensure_topics
 from tests.integration.support import WorkerProcess
@@ -244,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     bootstrap = broker()
 
     probe = new_worker(bootstrap, Path(tempfile.mkdtemp(prefix="stocksync-bench-")))
-    locations = sorted(probe.settings.load_topology().locations)
+    locations = sorted(file_topology(probe.settings).locations)
     shutil.rmtree(probe.log_path.parent, ignore_errors=True)
     events = make_input(args, locations)
     shape = describe_input(events)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from stocksync.bootstrap import file_topology
 from stocksync.channels.producer import ChannelProducer
 from stocksync.config import Settings
 from stocksync.domain.events import EventKind
@@ -42,7 +43,7 @@ class Simulation:
     replenishes what runs low."""
 
     def __init__(self, settings: Settings, sku_count: int, seed: int) -> None:
-        topology = settings.load_topology()
+        topology = file_topology(settings)
         self.rng = random.Random(seed)
         self.skus = [f"SKU-{i:04d}" for i in range(1, sku_count + 1)]
         self.locations = list(topology.locations)

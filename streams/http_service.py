@@ -15,7 +15,7 @@ from confluent_kafka import TopicPartition
 from mode import Service
 
 from stocksync.adapters.kafka import clients
-from stocksync.api.auth import ApiKeys, load_keys
+from stocksync.api.auth import ApiKeys
 from stocksync.api.dashboard import ALERTS_KEPT, LiveView, RecentAlerts, add_dashboard_routes
 from stocksync.api.http import build_http_app
 from stocksync.api.metrics import Metrics, PartitionLag
@@ -169,29 +169,17 @@ def _alert_type(headers: Any) -> str | None:
     return None
 
 
-def api_keys(settings: Settings, worker: Worker) -> ApiKeys | None:
-    if settings.api_keys_file is None:
-        return None
-    keys = load_keys(
-        settings.api_keys_file,
-        channels=worker.topology().channels,
-        default_rate_per_s=settings.api_rate_per_s,
-        default_burst=settings.api_burst,
-    )
-    log.info("api_keys_loaded", keys=len(keys), file=str(settings.api_keys_file))
-    return keys
-
-
 class HttpService(Service):
-    def __init__(self, worker: Worker, host: str, port: int, **kwargs: object) -> None:
+    def __init__(
+        self, worker: Worker, keys: ApiKeys | None, host: str, port: int, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.worker = worker
         self.host = host
         self.port = port
         settings = worker.settings
         self.gateway = ReservationGateway(settings)
-        # Read at construction so a bad keys file stops the worker before it joins the group.
-        self.keys = api_keys(settings, worker)
+        self.keys = keys  # None: the API needs no key
         self.metrics = Metrics()
         self.stats = FaustWorkerStats(worker)
         self.metrics.attach_worker(self.stats)

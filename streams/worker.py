@@ -8,9 +8,9 @@ import gc
 import structlog
 from faust import Worker as FaustWorker
 
-from stocksync.config import Settings
+from stocksync.bootstrap import WorkerWiring
 from stocksync.domain.topology import Topology
-from stocksync.topology_log import TopologyFollower, read_latest_topology
+from stocksync.topology_log import TopologyFollower
 
 from .app import Worker
 from .bulk_restore import restore_missing_partitions
@@ -19,19 +19,11 @@ from .http_service import HttpService
 log = structlog.get_logger("stocksync.worker")
 
 
-def initial_topology(settings: Settings) -> Topology:
-    """The file's topology, unless a newer version was published to the topology topic."""
-    from_file = settings.load_topology()
-    published = read_latest_topology(settings)
-    if published is not None and published.version > from_file.version:
-        log.info("topology_from_topic", version=published.version, file_version=from_file.version)
-        return published
-    return from_file
-
-
-def build_worker(settings: Settings) -> Worker:
-    worker = Worker(settings, initial_topology(settings))
-    worker.app.service(HttpService(worker, settings.http_host, settings.http_port))  # type: ignore[arg-type]
+def build_worker(wiring: WorkerWiring) -> Worker:
+    settings = wiring.settings
+    worker = Worker(settings, wiring.topology)
+    http = HttpService(worker, wiring.keys, settings.http_host, settings.http_port)
+    worker.app.service(http)  # type: ignore[arg-type]
 
     async def follow_topology() -> None:
         loop = asyncio.get_running_loop()
@@ -52,11 +44,12 @@ def build_worker(settings: Settings) -> Worker:
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
-def run_worker(settings: Settings) -> None:
+def run_worker(wiring: WorkerWiring) -> None:
+    settings = wiring.settings
     gc.set_threshold(*GC_THRESHOLDS)
     # faust creates only the last folder of datadir.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    worker = build_worker(settings)
+    worker = build_worker(wiring)
     if settings.bulk_restore:
         topics = settings.topics
         restore_missing_partitions(

@@ -19,7 +19,6 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from stocksync.domain.topology import Topology, TopologyError, parse_topology
 from stocksync.errors import ConfigError as ConfigError  # where callers have always found it
 from stocksync.topics import TopicNames
 
@@ -235,13 +234,6 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _security_consistent(self) -> Settings:
         problems = security_problems(self)
-        if self.api_keys_file is not None:
-            from stocksync.api.auth import KeysFileError, load_keys
-
-            try:
-                load_keys(self.api_keys_file)  # channels are checked again against the topology
-            except KeysFileError as exc:
-                problems.append(str(exc))
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -262,9 +254,6 @@ class Settings(BaseSettings):
     def topics(self) -> TopicNames:
         sources = tuple(s.strip() for s in self.source_topics.split(",") if s.strip())
         return TopicNames(self.topic_prefix, self.app_id, sources)
-
-    def load_topology(self) -> Topology:
-        return load_topology(self.topology_file)
 
     # -- Kafka clients ---------------------------------------------------------------------
 
@@ -358,22 +347,6 @@ def security_problems(settings: Settings) -> list[str]:
             f"STOCKSYNC_SSL_KEY_FILE; set {env_name(missing)}"
         )
     return problems
-
-
-def load_topology(path: Path) -> Topology:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"STOCKSYNC_TOPOLOGY_FILE: {path} does not exist; point it at a topology YAML "
-            f"(see deploy/config/topology.yaml)"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"STOCKSYNC_TOPOLOGY_FILE: {path} is not valid YAML: {exc}") from None
-    try:
-        return parse_topology(data, origin=str(path))
-    except TopologyError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -15,7 +15,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 from rocksdict import Options, Rdict
+from stocksync.streams.app import EXIT_FOLD_FAILED
+from stocksync.streams.bulk_restore import FAUST_OFFSET_KEY
 
+from stocksync.bootstrap import file_topology
 from stocksync.channels.producer import ChannelProducer
 from stocksync.codec.events import encode_event
 from stocksync.codec.outputs import decode_dead_letter
@@ -26,8 +29,6 @@ from stocksync.domain.limits import REASON_MAX, too_long
 from stocksync.replay import replay
 from stocksync.service.admission import murmur2_partition
 from stocksync.topics import ATP_TABLE
-from stocksync.streams.app import EXIT_FOLD_FAILED
-from stocksync.streams.bulk_restore import FAUST_OFFSET_KEY
 from tests.integration.support import (
     WorkerProcess,
     read_log,
@@ -375,7 +376,7 @@ def test_a_fold_engine_failure_stops_the_worker_before_acking_and_a_restart_fold
     replayed = {
         sku: row_to_bytes(row)
         for sku, row in replay(
-            read_log(bootstrap, topics.stock_events), settings.load_topology()
+            read_log(bootstrap, topics.stock_events), file_topology(settings)
         ).items()
     }
     assert sorted(replayed) == sorted(skus)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from stocksync.bootstrap import file_topology
 from stocksync.channels.producer import ChannelProducer
 from stocksync.codec.rows import row_to_bytes
 from stocksync.domain.events import EventKind as K
@@ -174,7 +175,7 @@ def test_sigkill_while_events_stream_in_loses_none(fresh_worker: WorkerProcess) 
     # then every SKU's row equals a replay of the log, byte for byte: no event lost or doubled
     log = read_log(s.bootstrap_servers, s.topics.stock_events)
     assert len(log) == sent[0]
-    replayed = {sku: row_to_bytes(row) for sku, row in replay(log, s.load_topology()).items()}
+    replayed = {sku: row_to_bytes(row) for sku, row in replay(log, file_topology(s)).items()}
 
     def changelog_matches() -> bool:
         live = {

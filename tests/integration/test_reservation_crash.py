@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from stocksync.bootstrap import file_topology
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
 from stocksync.domain.state import SkuRow
 from stocksync.replay import replay
@@ -76,7 +77,7 @@ def test_sigkill_mid_storm_loses_no_hold_and_doubles_none(fresh_worker: WorkerPr
     s = worker.settings
     log = read_log(s.bootstrap_servers, s.topics.stock_events)
     log += read_log(s.bootstrap_servers, s.topics.reservation_commands)
-    replayed = replay(log, s.load_topology())[SKU]
+    replayed = replay(log, file_topology(s))[SKU]
     assert set(replayed.holds) == held
 
     def changelog_row() -> SkuRow | None:

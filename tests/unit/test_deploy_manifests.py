@@ -20,9 +20,10 @@ from faust.types.settings import Settings as FaustSettings
 
 from sim.endpoints import EndpointSpec
 from stocksync.api.auth import load_keys
+from stocksync.bootstrap import load_topology
 from stocksync.cli import app
 from stocksync.codec.schemas import SCHEMAS_DIR_ENV
-from stocksync.config import Settings, load_topology
+from stocksync.config import Settings
 from stocksync.connectors.settings import ConnectorSettings
 
 REPO = Path(__file__).resolve().parents[2]

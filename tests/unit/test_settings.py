@@ -189,10 +189,3 @@ def test_a_missing_or_broken_settings_file_says_so(tmp_path: Path) -> None:
     listed = tmp_path / "list.yaml"
     listed.write_text("- a\n- b\n")
     assert "must be a mapping of setting: value" in error_of(config_file=listed)
-
-
-def test_a_bad_api_keys_file_stops_the_settings_with_the_entry_named(tmp_path: Path) -> None:
-    path = tmp_path / "keys.yaml"
-    path.write_text("keys:\n  - {name: web, sha256: nothex, channel: web}\n")
-    message = error_of(api_keys_file=path)
-    assert f"STOCKSYNC_API_KEYS_FILE: {path} keys[0] (web): sha256 must be 64 hex" in message

@@ -12,6 +12,7 @@ import typer
 from confluent_kafka import KafkaException
 from rocksdict import Rdict
 
+from stocksync.bootstrap import current_topology
 from stocksync.cli_settings import settings_or_exit
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
 from stocksync.config import ConfigError, Settings
@@ -19,7 +20,6 @@ from stocksync.domain.state import SkuRow
 from stocksync.progress import Progress
 from stocksync.replay import plan_replay, read_table, replay_consumer, replay_log, worker_lag
 from stocksync.table_diff import TableDiff, diff_tables
-from stocksync.topology_log import read_latest_topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ def _read_log(settings: Settings, skus: list[str] | None, diff: bool) -> _ReadLo
     table and the worker's lag; exits 2 on a Kafka or configuration error."""
     consumer = replay_consumer(settings)
     try:
-        topology = read_latest_topology(settings) or settings.load_topology()
+        topology = current_topology(settings)
         plan = plan_replay(settings, consumer)
         progress = Progress("replay: records read", plan.total)
         rows = replay_log(settings, topology, consumer, plan, skus, progress.advance)

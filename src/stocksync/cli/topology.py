@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 import yaml
 
+from stocksync.bootstrap import file_topology
 from stocksync.cli_settings import settings_or_exit
 from stocksync.domain.topology import Channel, TopologyError
 from stocksync.provision import ensure_topics
@@ -37,7 +38,7 @@ def topology_publish(path: Path) -> None:
 def topology_show() -> None:
     """Print the topology version workers use (newest published, else the file)."""
     settings = settings_or_exit()
-    from_file = settings.load_topology()  # a bad file is reported first, without Kafka
+    from_file = file_topology(settings)  # a bad file is reported first, without Kafka
     published = read_latest_topology(settings)
     topology = published if published and published.version > from_file.version else from_file
     origin = "topic" if topology is published else str(settings.topology_file)

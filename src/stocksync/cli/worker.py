@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stocksync.api.auth import load_keys
+from stocksync.bootstrap import worker_wiring
 from stocksync.cli_settings import settings_or_exit
 from stocksync.config import ConfigError
 from stocksync.provision import ensure_topics
@@ -14,10 +14,8 @@ def worker() -> None:
     """Run a worker: fold events into the ATP table and serve the HTTP API."""
     settings = settings_or_exit()
     try:
-        topology = settings.load_topology()
-        if settings.api_keys_file is not None:
-            # a key scoped to a channel the topology does not know is a config error, not a crash
-            load_keys(settings.api_keys_file, channels=topology.channels)
+        # the topology in force and the API keys: a bad file stops here, with its entry named
+        wiring = worker_wiring(settings)
         ensure_topics(settings)
     except (ConfigError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -27,4 +25,4 @@ def worker() -> None:
     # command loads faust.
     from stocksync.streams.worker import run_worker
 
-    run_worker(settings)
+    run_worker(wiring)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from stocksync.bootstrap import file_topology
 from stocksync.cli_settings import settings_or_exit
 from stocksync.config import ConfigError
 from stocksync.logs import configure_logging
@@ -116,7 +117,7 @@ def connector_run(
             drift_floor_units=drift_floor,
             http_port=http_port,
         )
-        topology = settings.load_topology()
+        topology = file_topology(settings)
         config.check_channel(topology)
         ensure_topics(settings)
     except (ConfigError, RuntimeError) as exc:
