@@ -61,3 +61,53 @@ def test_streams_modules_import_each_other_relatively() -> None:
         if any(m.split(".")[0] == "streams" for m in imported_modules(path))
     }
     assert absolute == set()
+
+
+def module_name(path: Path) -> str:
+    if path.is_relative_to(STREAMS):
+        parts = ("stocksync", "streams", *path.relative_to(STREAMS).with_suffix("").parts)
+    else:
+        parts = ("stocksync", *path.relative_to(LIBRARY).with_suffix("").parts)
+    return ".".join(parts).removesuffix(".__init__")
+
+
+def module_level_imports(path: Path, name: str) -> Iterator[str]:
+    """Imports executed when the module loads (not those under `if TYPE_CHECKING:` or inside
+    functions), resolved to absolute names."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)
+
+
+def test_no_import_cycle_between_stocksync_modules() -> None:
+    paths = [*LIBRARY.rglob("*.py"), *STREAMS.glob("*.py")]
+    names = {module_name(path): path for path in paths}
+    graph = {
+        name: {m for m in module_level_imports(path, name) if m in names and m != name}
+        for name, path in names.items()
+    }
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*trail[trail.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
