@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import Literal, Protocol
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from stocksync.codec.outputs import decode_projection
 from stocksync.connectors.plan import Quantity
@@ -27,12 +29,30 @@ CONSUME_BATCH = 500
 CONSUME_TIMEOUT_S = 0.25
 
 
+class ConsumedRecord(Protocol):
+    """The part of confluent_kafka.Message the consumer reads (tests pass plain objects)."""
+
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def offset(self) -> int | None: ...
+    def partition(self) -> int | None: ...
+    def error(self) -> KafkaError | None: ...
+
+
+class ProjectionSource(Protocol):
+    """The part of confluent_kafka.Consumer used once it is subscribed."""
+
+    def consume(self, num_messages: int, timeout: float) -> Sequence[ConsumedRecord]: ...
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: Literal[False]) -> object: ...
+    def close(self) -> None: ...
+
+
 class ProjectionConsumer:
     def __init__(self, state: ConnectorState, channel: str, topic: str) -> None:
         self.state = state
         self.topic = topic
         self._key_prefix = f"{channel}:".encode()
-        self.consumer: Consumer | None = None
+        self.consumer: ProjectionSource | None = None
         self.assigned: set[int] = set()
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="connector-consumer")
 
@@ -74,7 +94,7 @@ class ProjectionConsumer:
             if offered:
                 self.state.wake.set()
 
-    def take(self, msg: Message, now: float) -> bool:
+    def take(self, msg: ConsumedRecord, now: float) -> bool:
         """Record one message; True when it gave the plan a new value to send."""
         error = msg.error()
         if error is not None:

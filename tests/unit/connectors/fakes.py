@@ -99,12 +99,18 @@ class FakeConsumer:
     commits: list[dict[int, int]] = field(default_factory=list)
     fail_commits: int = 0
 
-    def commit(self, offsets: list[Any], asynchronous: bool = True) -> None:
+    def commit(self, *, offsets: list[Any], asynchronous: bool = True) -> None:
         assert asynchronous is False, "a connector commits synchronously"
         if self.fail_commits > 0:
             self.fail_commits -= 1
             raise KafkaException(KafkaError(KafkaError.REQUEST_TIMED_OUT))
         self.commits.append({tp.partition: tp.offset for tp in offsets})
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        return []
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
