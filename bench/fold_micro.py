@@ -52,7 +52,7 @@ from stocksync.domain.effects import (
 )
 from stocksync.domain.events import STOCK_KINDS, InventoryEvent
 from stocksync.domain.fold import FoldResult, apply_event
-from stocksync.domain.state import SkuRow
+from stocksync.domain.state import Published, SkuRow
 from stocksync.domain.topology import Topology
 from stocksync.service.admission import (
     AdmissionRules,
@@ -244,7 +244,8 @@ def breakdown(
         published = [
             change
             for (sku, channel), change in projections.items()
-            if initial.get(sku, {}).get(channel) != (change.quantity, change.policy_version)
+            if initial.get(sku, {}).get(channel)
+            != Published(change.quantity, change.policy_version)
         ]
         t0 = clock()
         for change in published:

@@ -44,15 +44,20 @@ def file_topology(settings: Settings) -> Topology:
     return load_topology(settings.topology_file)
 
 
-def current_topology(settings: Settings) -> Topology:
-    """The topology in force: the newest version published to the topology topic, unless the
-    file's version is newer (a first start, or a file bumped before it was published)."""
-    from_file = file_topology(settings)
-    published = read_latest_topology(settings)
+def topology_in_force(from_file: Topology, published: Topology | None) -> Topology:
+    """The newest version published to the topology topic, unless the file's version is newer
+    (a first start, or a file bumped before it was published)."""
     if published is not None and published.version > from_file.version:
-        log.info("topology_from_topic", version=published.version, file_version=from_file.version)
         return published
     return from_file
+
+
+def current_topology(settings: Settings) -> Topology:
+    from_file = file_topology(settings)
+    topology = topology_in_force(from_file, read_latest_topology(settings))
+    if topology is not from_file:
+        log.info("topology_from_topic", version=topology.version, file_version=from_file.version)
+    return topology
 
 
 def api_keys(settings: Settings, topology: Topology) -> ApiKeys | None:

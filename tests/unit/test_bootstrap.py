@@ -44,9 +44,9 @@ def test_keys_are_read_with_the_settings_defaults_and_none_means_no_key_needed(
 
 
 def test_a_missing_or_broken_topology_file_names_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="STOCKSYNC_TOPOLOGY_FILE: .* does not exist"):
+    with pytest.raises(ConfigError, match=r"STOCKSYNC_TOPOLOGY_FILE: .* does not exist"):
         load_topology(tmp_path / "nope.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("channels: [\n")
-    with pytest.raises(ConfigError, match="STOCKSYNC_TOPOLOGY_FILE: .* is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"STOCKSYNC_TOPOLOGY_FILE: .* is not valid YAML"):
         load_topology(broken)

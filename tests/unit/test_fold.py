@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 import pytest
 from builders import OUTSIDE, SKU, TOPOLOGY, ev, fold, of_type, stock, topology
 
+from stocksync.codec.rows import ROW_FORMAT, row_from_bytes, row_to_bytes
 from stocksync.domain.effects import ChannelQuantityChanged, DuplicateIgnored, OversellDetected
 from stocksync.domain.events import EventKind as K
 from stocksync.domain.fold import apply_event
 from stocksync.domain.state import (
     LocationStock,
+    Movement,
+    Published,
     channel_atp,
     channel_raw_atp,
     location_atp,
@@ -18,7 +24,7 @@ from stocksync.domain.state import (
 from stocksync.domain.topology import ChannelPolicy
 
 
-def projections(effects: list) -> dict[str, int]:
+def projections(effects: list[Any]) -> dict[str, int]:
     return {e.channel: e.quantity for e in of_type(effects, ChannelQuantityChanged)}
 
 
@@ -68,6 +74,13 @@ def test_count_after_sale_keeps_the_sale() -> None:
     row, _ = fold(ev(K.COUNTED, 10, at=3000), row=row)
     # then the later sale still counts: 10 counted - 1 sold afterwards
     assert stock(row).on_hand == 9
+    # and the journal keeps only that sale, for a count that comes later still
+    assert stock(row).journal == (Movement(occurred_at=5000, delta=-1),)
+
+
+def test_movements_arriving_out_of_order_are_journaled_in_time_order() -> None:
+    row, _ = fold(ev(K.RECEIVED, 10, at=5000), ev(K.SOLD, 1, source="pos", at=3000))
+    assert [(m.occurred_at, m.delta) for m in stock(row).journal] == [(3000, -1), (5000, 10)]
 
 
 def test_transfer_out_moves_units_from_on_hand_to_in_transit() -> None:
@@ -371,14 +384,14 @@ def test_only_the_channels_whose_quantity_changed_are_projected() -> None:
     row, effects = fold(ev(K.SOLD, 1, source="pos"), row=row)
     # then web learns 99, the capped marketplace hears nothing
     assert projections(effects) == {"web": 99}
-    assert row.published["marketplace"] == (50, TOPOLOGY.version)
-    assert row.published["web"] == (99, TOPOLOGY.version)
+    assert row.published["marketplace"] == Published(quantity=50, version=TOPOLOGY.version)
+    assert row.published["web"] == Published(quantity=99, version=TOPOLOGY.version)
 
 
 def test_new_policy_version_republishes_an_unchanged_quantity_once() -> None:
     # given the marketplace told 8 (of 10) under policy version 3
     row, _ = fold(ev(K.RECEIVED, 10))
-    assert row.published["marketplace"] == (8, 3)
+    assert row.published["marketplace"] == Published(quantity=8, version=3)
     # when a hold and its release are folded under topology version 4 (marketplace stays at 8)
     v4 = topology(version=4)
     hold, release = ev(K.RESERVED, 1, source="web"), ev(K.RELEASED, 1, source="web")
@@ -448,3 +461,32 @@ def test_a_source_sending_on_both_topics_loses_nothing_when_they_interleave() ->
     # then both are applied: sequences are compared per topic
     assert stock(row).on_hand == 4
     assert of_type(effects, DuplicateIgnored) == []
+
+
+# --- stored rows --------------------------------------------------------------------------
+
+
+def test_rows_stored_with_plain_pairs_decode_into_named_ones_and_encode_the_same() -> None:
+    # given a row as stored when journal entries and published quantities were plain tuples
+    dc1 = [7, 1, 0, 0, None, 0, 1000, [[2000, -2], [3000, -1]], 500]
+    stored = msgspec.msgpack.encode(
+        [ROW_FORMAT, [SKU, {"dc-1": dc1}, {"wms": 4}, {"web": [6, 3]}, 4, 3000, {}, {}, -1]]
+    )
+    # when it is read
+    row = row_from_bytes(stored)
+    # then its pairs are named, and writing it back gives the same bytes
+    assert stock(row).journal == (
+        Movement(occurred_at=2000, delta=-2),
+        Movement(occurred_at=3000, delta=-1),
+    )
+    assert all(type(entry) is Movement for entry in stock(row).journal)
+    assert row.published == {"web": Published(quantity=6, version=3)}
+    assert type(row.published["web"]) is Published
+    assert row_to_bytes(row) == stored
+
+
+def test_a_folded_row_stores_its_named_pairs_as_arrays() -> None:
+    row, _ = fold(ev(K.RECEIVED, 10, at=1000), ev(K.SOLD, 1, source="pos", at=2000))
+    stored = msgspec.msgpack.decode(row_to_bytes(row))
+    assert stored[1][1]["dc-1"][7] == [[1000, 10], [2000, -1]]  # LocationStock.journal
+    assert stored[1][3]["web"] == [9, TOPOLOGY.version]  # SkuRow.published

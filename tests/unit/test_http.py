@@ -13,6 +13,7 @@ from stocksync.api.http import MAX_BATCH, build_http_app
 from stocksync.domain.events import EventKind as K
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
+from stocksync.service.history import DEFAULT_PAGE, HistoryPage
 
 
 class InMemoryAtpReader:
@@ -27,6 +28,11 @@ class InMemoryAtpReader:
 
     def topology(self) -> Topology:
         return TOPOLOGY
+
+    def history_of(
+        self, sku: str, limit: int = DEFAULT_PAGE, before: int | None = None
+    ) -> HistoryPage | None:
+        return None  # history pages are tested over the service's queries
 
     def health(self) -> dict[str, Any]:
         return {"ready": self.ready, "partitions": 4}

@@ -4,20 +4,28 @@ real domain on in-memory rows (no Kafka, no faust)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from enum import StrEnum
 from typing import Any
 
+import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from builders import SKU, TOPOLOGY, ev, fold, stock
+from builders import SKU, TOPOLOGY, ev, fold, reply_of, stock
 
 from stocksync.api.http import build_http_app
-from stocksync.api.reservations import add_reservation_routes
+from stocksync.api.reservations import (
+    REPLY_FIELDS_NOT_IN_BODY,
+    add_reservation_routes,
+    reply_body,
+)
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
 from stocksync.domain.events import EventKind as K
 from stocksync.domain.fold import apply_event
 from stocksync.domain.reservations import (
     MAX_ANSWERS,
+    CommandKind,
     ReplyStatus,
     ReservationCommand,
     ReservationReply,
@@ -49,7 +57,7 @@ class DomainReservations:
         reply = self.answers.get(command.request_id)
         if reply is None:
             result = apply_command(self.row(command.sku), command, TOPOLOGY)
-            reply = result.reply
+            reply = reply_of(result)
             if result.applied:
                 self.decided.append(command)
                 self.table[command.sku] = row_to_bytes(result.row)
@@ -447,3 +455,51 @@ def test_a_refused_reservation_does_not_make_an_unknown_sku_known() -> None:
     assert (status, body["error"]) == (404, "unknown_sku")
     status, body = call(service, "POST", "/v1/atp/batch", json={"skus": ["NEVER-STOCKED", SKU]})
     assert status == 200 and body["unknown"] == ["NEVER-STOCKED"] and list(body["items"]) == [SKU]
+
+
+# --- the reply body -----------------------------------------------------------------------
+
+# a reply whose every field differs from its default
+FULL_REPLY = ReservationReply(
+    reservation_id="order-1",
+    kind=CommandKind.RESERVE,
+    status=ReplyStatus.REJECTED,
+    channel="web",
+    location="dc-1",
+    quantity=1,
+    requested=4,
+    available=2,
+    expires_at=1_700_000_060_000,
+    reason="2 available to web at one location, 4 requested",
+    request_id="order-1:retry",
+    sku=SKU,
+)
+
+
+def test_every_field_of_the_reply_is_in_the_http_body() -> None:
+    body = reply_body(FULL_REPLY)
+    # the command's kind is the one field left out (the route names it)
+    assert sorted(REPLY_FIELDS_NOT_IN_BODY) == ["kind"]
+    assert set(body) == set(ReservationReply.__struct_fields__) - REPLY_FIELDS_NOT_IN_BODY
+    for name in body:
+        value = getattr(FULL_REPLY, name)
+        assert body[name] == (value.lower() if isinstance(value, StrEnum) else value), name
+    # a field is never an argument name of the error helper the body is spread into
+    assert not set(body) & {"http_status", "code", "message", "error"}
+
+
+def test_a_field_added_to_the_reply_reaches_the_http_body() -> None:
+    class Extended(ReservationReply, frozen=True, kw_only=True):
+        hold_count: int = 0
+
+    extended = Extended(**msgspec.structs.asdict(FULL_REPLY), hold_count=3)
+    assert reply_body(extended) == {**reply_body(FULL_REPLY), "hold_count": 3}
+
+
+def test_the_reply_body_is_laid_out_as_it_always_was() -> None:
+    assert json.dumps(reply_body(FULL_REPLY), separators=(",", ":")) == (
+        '{"reservation_id":"order-1","request_id":"order-1:retry","status":"rejected",'
+        f'"sku":"{SKU}","channel":"web","location":"dc-1","quantity":1,"requested":4,'
+        '"available":2,"expires_at":1700000060000,'
+        '"reason":"2 available to web at one location, 4 requested"}'
+    )

@@ -55,7 +55,7 @@ from stocksync.domain.reservations import (
     expired_holds,
     validate_command,
 )
-from stocksync.domain.state import Hold, SkuRow, channel_atp
+from stocksync.domain.state import Hold, Published, SkuRow, channel_atp
 
 
 def run(row: SkuRow | None, *commands: ReservationCommand) -> CommandResult:
@@ -104,7 +104,7 @@ def test_held_units_count_as_reserved_at_the_chosen_location() -> None:
 def test_a_hold_lowers_the_quantity_of_every_channel_selling_that_location() -> None:
     # given dc-1 feeds web and marketplace (10% + 1 unit buffer), store-1 feeds web and POS
     row = stocked(("dc-1", 10), ("store-1", 3))
-    assert (row.published["web"][0], row.published["marketplace"][0]) == (13, 8)
+    assert (row.published["web"].quantity, row.published["marketplace"].quantity) == (13, 8)
     # when 4 are held at dc-1
     result = run(row, reserve(4))
     # then web and marketplace are told their lower quantity; POS is untouched
@@ -113,7 +113,7 @@ def test_a_hold_lowers_the_quantity_of_every_channel_selling_that_location() -> 
     assert {(e.sku, e.policy_version, e.revision) for e in changed} == {
         (SKU, TOPOLOGY.version, result.row.revision)
     }
-    assert result.row.published["web"] == (9, TOPOLOGY.version)
+    assert result.row.published["web"] == Published(9, TOPOLOGY.version)
     assert channel_atp(result.row, TOPOLOGY, "web") == 9
 
 

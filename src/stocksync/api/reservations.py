@@ -18,9 +18,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, Protocol
 
 from aiohttp import web
+from msgspec.structs import asdict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stocksync.api.auth import forbid_channel
@@ -97,19 +99,24 @@ class ExtendRequest(BaseModel):
     ttl_seconds: int = Field(gt=0, le=MAX_TTL_SECONDS)
 
 
+# The one field of the reply the body leaves out: the command's kind, which the route called
+# already names (the body has never carried it).
+REPLY_FIELDS_NOT_IN_BODY = frozenset({"kind"})
+# The body's identifying fields come first, as it has always been laid out; the others follow
+# in the reply's order.
+_BODY_LEADS = ("reservation_id", "request_id", "status", "sku")
+
+
 def reply_body(reply: ReservationReply) -> dict[str, Any]:
+    """The reply as the HTTP API answers it: every field of the record (so a field added to the
+    reply is answered too), save REPLY_FIELDS_NOT_IN_BODY; enums as their lower-case values."""
+    fields = asdict(reply)
+    ordered = {name: fields.pop(name) for name in _BODY_LEADS} | fields
     return {
-        "reservation_id": reply.reservation_id,
-        "request_id": reply.request_id,
-        "status": reply.status.value.lower(),
-        "sku": reply.sku,
-        "channel": reply.channel,
-        "location": reply.location,
-        "quantity": reply.quantity,
-        "requested": reply.requested,
-        "available": reply.available,
-        "expires_at": reply.expires_at,
-        "reason": reply.reason,
+        # the API spells enum values in lower case ("status": "held")
+        name: value.lower() if isinstance(value, StrEnum) else value
+        for name, value in ordered.items()
+        if name not in REPLY_FIELDS_NOT_IN_BODY
     }
 
 

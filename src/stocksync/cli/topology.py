@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from stocksync.bootstrap import file_topology
+from stocksync.bootstrap import file_topology, topology_in_force
 from stocksync.cli_settings import settings_or_exit
 from stocksync.domain.topology import Channel, TopologyError
 from stocksync.provision import ensure_topics
@@ -36,11 +36,12 @@ def topology_publish(path: Path) -> None:
 
 @topology_app.command("show")
 def topology_show() -> None:
-    """Print the topology version workers use (newest published, else the file)."""
+    """Print the topology version workers use (the newest published, unless the file's is
+    newer)."""
     settings = settings_or_exit()
     from_file = file_topology(settings)  # a bad file is reported first, without Kafka
     published = read_latest_topology(settings)
-    topology = published if published and published.version > from_file.version else from_file
+    topology = topology_in_force(from_file, published)
     origin = "topic" if topology is published else str(settings.topology_file)
     typer.echo(f"version {topology.version} (from {origin})")
     for channel in topology.channels.values():

@@ -49,9 +49,6 @@ class AuditRecord(Struct, frozen=True, array_like=True):
     alerts: tuple[str, ...]
 
 
-_NEVER_PUBLISHED: tuple[None, None] = (None, None)
-
-
 def audit_record(
     before: SkuRow | None,
     event: InventoryEvent,
@@ -93,14 +90,13 @@ def audit_record(
     published = before.published if before is not None else {}
     for effect in effects:
         if isinstance(effect, ChannelQuantityChanged):
-            # (quantity, version) last published; (None, None): a first publication
-            last_quantity, last_version = published.get(effect.channel, _NEVER_PUBLISHED)
+            last = published.get(effect.channel)  # None: a first publication
             channels.append(
                 ChannelMove(
                     effect.channel,
-                    last_quantity,
+                    None if last is None else last.quantity,
                     effect.quantity,
-                    last_version,
+                    None if last is None else last.version,
                     effect.policy_version,
                 )
             )

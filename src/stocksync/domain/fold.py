@@ -39,7 +39,14 @@ from stocksync.domain.events import (
     InventoryEvent,
 )
 from stocksync.domain.rules import COUNT_WINDOW_MS, MAX_JOURNAL
-from stocksync.domain.state import EMPTY_LOCATION, LocationStock, SkuRow, location_atp
+from stocksync.domain.state import (
+    EMPTY_LOCATION,
+    LocationStock,
+    Movement,
+    Published,
+    SkuRow,
+    location_atp,
+)
 from stocksync.domain.topology import Topology
 
 
@@ -84,18 +91,20 @@ def apply_movement(stock: LocationStock, occurred_at: int, delta: int) -> Locati
     """Change on_hand by delta unless the last merged count already contains the movement."""
     if delta == 0 or occurred_at <= stock.counted_at:
         return stock
-    journal = (*stock.journal, (occurred_at, delta))
-    if len(journal) > 1 and journal[-2][0] > occurred_at:
+    journal = (*stock.journal, Movement(occurred_at, delta))
+    if len(journal) > 1 and journal[-2].occurred_at > occurred_at:
         journal = tuple(sorted(journal))
-    horizon = journal[-1][0] - COUNT_WINDOW_MS
+    horizon = journal[-1].occurred_at - COUNT_WINDOW_MS
     size = len(journal)
     keep_from = 0
-    while keep_from < size and (journal[keep_from][0] <= horizon or size - keep_from > MAX_JOURNAL):
+    while keep_from < size and (
+        journal[keep_from].occurred_at <= horizon or size - keep_from > MAX_JOURNAL
+    ):
         keep_from += 1
     floor = stock.journal_floor
     if keep_from:
         # the journal is in time order: the last entry dropped is the newest dropped
-        floor = max(floor, journal[keep_from - 1][0])
+        floor = max(floor, journal[keep_from - 1].occurred_at)
         journal = journal[keep_from:]
     return replace(stock, on_hand=stock.on_hand + delta, journal=journal, journal_floor=floor)
 
@@ -122,8 +131,8 @@ def apply_count(
             reason,
             event.occurred_at,
         )
-    later = tuple(entry for entry in stock.journal if entry[0] > counted_at)
-    on_hand = event.quantity + sum(delta for _, delta in later)
+    later = tuple(entry for entry in stock.journal if entry.occurred_at > counted_at)
+    on_hand = event.quantity + sum(entry.delta for entry in later)
     return replace(stock, on_hand=on_hand, counted_at=counted_at, journal=later), None
 
 
@@ -252,13 +261,12 @@ def project_channels(
             raw += atp
         policy = spec.policy
         quantity = policy.apply(raw)
-        current = (quantity, version)
         last = row.published.get(channel)
-        if last == current:
+        if last is not None and last.quantity == quantity and last.version == version:
             continue
         if published is None:
             published = dict(row.published)
-        published[channel] = current
+        published[channel] = Published(quantity, version)
         effects.append(
             ChannelQuantityChanged(
                 channel=channel,
@@ -269,7 +277,7 @@ def project_channels(
                 as_of=row.last_event_at,
             )
         )
-        previous = None if last is None else last[0]
+        previous = None if last is None else last.quantity
         crossed = level_crossed(previous, quantity, policy.low_stock)
         if crossed is not None:
             effects.append(

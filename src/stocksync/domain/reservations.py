@@ -39,7 +39,7 @@ from stocksync.domain.topology import Topology
 # the row itself, because after a crash only the row and its changelog move together. A retry
 # older than this many newer requests on the same SKU would be decided again (a held
 # reservation still answers HELD: its hold is in the row); the HTTP API answers such retries
-# from the reservation index and does not send them (stocksync.api.reservations).
+# from the reservation index and does not send them (stocksync.service.reservations).
 MAX_ANSWERS = 64
 
 

@@ -10,6 +10,29 @@ from msgspec import Struct, field
 from stocksync.domain.topology import Topology
 
 
+# The row's pairs were plain tuples; both kinds below are stored as the same two-element arrays,
+# so rows written before decode unchanged.
+#
+# A journal entry is a Struct, not a NamedTuple: a row holds up to MAX_JOURNAL of them per
+# location, and the garbage collector never stops tracking a tuple subclass (it untracks plain
+# tuples of ints), which made the fold measurably slower; gc=False keeps them out of its scans.
+# order=True: the journal is sorted by time (then delta), as the tuples were.
+class Movement(Struct, frozen=True, array_like=True, gc=False, order=True):
+    """An on-hand movement remembered in a location's journal."""
+
+    occurred_at: int  # event time, epoch ms
+    delta: int  # signed change of on_hand
+
+
+class Published(Struct, frozen=True, array_like=True, gc=False):
+    """What a channel was last told: its quantity and the topology version it came from.
+    (A Struct rather than a NamedTuple: the collector stops tracking it, as it does plain
+    tuples of ints; stored as the same two-element array.)"""
+
+    quantity: int
+    version: int
+
+
 # msgspec Structs: immutable values that are cheap to build and to encode, since one is read,
 # replaced and written for every event. array_like keeps the stored rows small.
 class LocationStock(Struct, frozen=True, array_like=True):
@@ -20,9 +43,9 @@ class LocationStock(Struct, frozen=True, array_like=True):
     safety_stock: int | None = None  # None: the location's default from the topology
     oversold: int = 0  # units committed beyond stock, cumulative (the recorded shortfall)
     counted_at: int = -1  # event time of the last cycle count merged here (-1: none), epoch ms
-    # on-hand movements newer than counted_at, as (occurred_at, delta), oldest first: what a
-    # late-arriving count must add on top of its absolute number
-    journal: tuple[tuple[int, int], ...] = ()
+    # on-hand movements newer than counted_at, oldest first: what a late-arriving count must add
+    # on top of its absolute number
+    journal: tuple[Movement, ...] = ()
     journal_floor: int = 0  # newest event time dropped from the journal; older counts can't merge
 
     def shortfall(self) -> int:
@@ -87,7 +110,7 @@ class SkuRow(Struct, frozen=True, array_like=True):
     sku: str
     locations: dict[str, LocationStock] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)  # source -> highest seq applied
-    published: dict[str, tuple[int, int]] = field(default_factory=dict)  # channel -> (qty, ver)
+    published: dict[str, Published] = field(default_factory=dict)  # channel -> last told
     revision: int = 0  # events applied; orders the projections of this SKU
     last_event_at: int = 0  # highest occurred_at applied, epoch ms
     holds: dict[str, Hold] = field(default_factory=dict)  # reservation id -> active hold

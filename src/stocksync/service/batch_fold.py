@@ -38,7 +38,7 @@ from stocksync.domain.effects import (
 from stocksync.domain.events import InventoryEvent
 from stocksync.domain.fold import apply_event, current_quantities
 from stocksync.domain.reservations import ReplyStatus, ReservationCommand, apply_command
-from stocksync.domain.state import SkuRow
+from stocksync.domain.state import Published, SkuRow
 from stocksync.domain.topology import Topology
 from stocksync.service.admission import AdmissionRules, Rejected, admit
 from stocksync.service.history import HistoryRetention, encode_record, history_key
@@ -89,7 +89,7 @@ class _PendingRow:
     alerts: list[tuple[str, bytes]] = field(default_factory=list)  # (type, record)
     replies: list[tuple[bytes, bytes]] = field(default_factory=list)
     answers: dict[bytes, bytes] = field(default_factory=dict)
-    initial_published: dict[str, tuple[int, int]] = field(default_factory=dict)
+    initial_published: dict[str, Published] = field(default_factory=dict)
 
 
 def fold_batch(
@@ -234,9 +234,8 @@ def _flush(
             put(Table.INDEX, partition, index_key, encoded)
         initial = state.initial_published
         for channel, change in state.projections.items():
-            if not state.rewrite and initial.get(channel) == (
-                change.quantity,
-                change.policy_version,
+            if not state.rewrite and initial.get(channel) == Published(
+                change.quantity, change.policy_version
             ):
                 continue  # changed and changed back within the batch: nothing new to say
             outputs.append(

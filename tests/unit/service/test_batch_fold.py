@@ -20,7 +20,7 @@ from stocksync.domain.events import ABSOLUTE_KINDS, RETURN_NOT_RESTOCKABLE, Inve
 from stocksync.domain.events import EventKind as K
 from stocksync.domain.fold import apply_event
 from stocksync.domain.reservations import ReplyStatus
-from stocksync.domain.state import SkuRow, channel_atp
+from stocksync.domain.state import Published, SkuRow, channel_atp
 from stocksync.service.batch_fold import ANSWER_PREFIX, ENDED_PREFIX, MAX_RECORD_BYTES
 from stocksync.service.ports import Table
 
@@ -306,7 +306,7 @@ def test_nothing_is_published_for_a_quantity_that_changed_and_changed_back_in_a_
     # then the row moves on but the channels hear nothing
     assert tables.row().revision == 3
     assert projections(sink) == []
-    assert tables.row().published["web"] == (10, TOPOLOGY.version)
+    assert tables.row().published["web"] == Published(10, TOPOLOGY.version)
 
 
 def test_a_location_outside_the_topology_publishes_nothing() -> None:
@@ -428,9 +428,9 @@ def test_the_last_quantity_published_per_channel_is_the_channels_current_quantit
     for (channel, sku), quantity in last.items():
         assert quantity == channel_atp(tables.row(sku), TOPOLOGY, channel), (channel, sku)
     published = {
-        (channel, sku): quantity
+        (channel, sku): told.quantity
         for sku in {e.sku for e in events}
-        for channel, (quantity, _version) in tables.row(sku).published.items()
+        for channel, told in tables.row(sku).published.items()
     }
     assert published.items() <= last.items()
 
