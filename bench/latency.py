@@ -5,7 +5,7 @@ projection message of the web channel: the time from the sale's occurred_at to t
 read by a consumer in a process of its own (what a connector sees), and to the projection sent
 by the worker (its record's Kafka timestamp), in ms.
 
-    .venv/bin/python -m bench.latency [--rates 1000 5000 --seconds 20]
+    .venv/bin/python -m bench.latency [--rates 1000 5000 --seconds 20 --warmup 3]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from stocksync.provision import ensure_topics
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
+    from multiprocessing.sharedctypes import Synchronized
     from multiprocessing.synchronize import Event
 
     from stocksync.config import Settings
@@ -47,14 +48,15 @@ HELD_LAG_SECONDS = 0.5
 def watch_projections(
     bootstrap: str,
     topic: str,
-    since_ms: int,
+    since_ms: Synchronized[int],
     ready: Event,
     stop: Event,
     out: Connection[tuple[list[float], list[float]], Any],
 ) -> None:
     """In a process of its own (the producing loop's GIL must not delay it): for each web
     projection, (ms from the sale to its record on the topic, ms from the sale to this read).
-    The record's timestamp is the one the worker's producer stamped when it sent it."""
+    The record's timestamp is the one the worker's producer stamped when it sent it. Sales
+    stamped before `since_ms` (0 until the warm-up is over) are not counted."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -76,7 +78,7 @@ def watch_projections(
             continue
         now = time.time() * 1000
         change = decode_projection(msg.value() or b"")
-        if change.channel == "web" and change.as_of >= since_ms:
+        if change.channel == "web" and 0 < since_ms.value <= change.as_of:
             produced.append(msg.timestamp()[1] - change.as_of)
             read.append(now - change.as_of)
     consumer.close()
@@ -84,7 +86,12 @@ def watch_projections(
 
 
 def measure(
-    worker_settings: Settings, rate: int, seconds: float, seed: int, lag: Callable[[], float]
+    worker_settings: Settings,
+    rate: int,
+    seconds: float,
+    warmup: float,
+    seed: int,
+    lag: Callable[[], float],
 ) -> dict[str, float]:
     settings = worker_settings
     topics = settings.topics
@@ -93,7 +100,7 @@ def measure(
     )
     # Warm up before the clock starts: an idempotent producer first fetches metadata and a
     # producer id (hundreds of ms), and events stamped meanwhile would measure that instead.
-    warmup = InventoryEvent(
+    first = InventoryEvent(
         f"w{time.time_ns()}",
         "latency-warmup",
         1,
@@ -103,10 +110,10 @@ def measure(
         int(time.time() * 1000),
         EventKind.RECEIVED,
     )
-    producer.produce(topics.stock_events, key=b"LAT-WARMUP", value=encode_event(warmup))
+    producer.produce(topics.stock_events, key=b"LAT-WARMUP", value=encode_event(first))
     producer.flush(30)
-    started_ms = int(time.time() * 1000)
     spawn = multiprocessing.get_context("spawn")
+    since_ms = spawn.Value("q", 0)
     ready, stop = spawn.Event(), spawn.Event()
     results, sender = spawn.Pipe(duplex=False)
     watcher = spawn.Process(
@@ -114,7 +121,7 @@ def measure(
         args=(
             worker_settings.bootstrap_servers,
             topics.channel_atp,
-            started_ms,
+            since_ms,
             ready,
             stop,
             sender,
@@ -125,12 +132,18 @@ def measure(
     rng = random.Random(seed)
     interval = 1.0 / rate
     next_at = time.monotonic()
-    end = next_at + seconds
+    # Sales during the warm-up are sent at the same rate and not measured: the watcher's
+    # group join and the first batches through a just-started pipeline are not the steady state.
+    measure_at = next_at + warmup
+    end = measure_at + seconds
     seq = int(time.time() * 1e6)
     sent = 0
     lags: list[float] = []
     next_lag = next_at + 1.0
     while time.monotonic() < end:
+        if not since_ms.value and time.monotonic() >= measure_at:
+            since_ms.value = int(time.time() * 1000)
+            sent = 0
         if time.monotonic() >= next_lag:
             next_lag += 1.0
             lags.append(lag())
@@ -185,6 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rates", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3, help="seconds sent, not measured")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
     worker = new_worker(broker(), Path(tempfile.mkdtemp(prefix="stocksync-bench-")))
@@ -197,7 +211,9 @@ def main() -> None:
     worker.wait_revision(f"LAT-{SKUS - 1:05d}", 1, timeout=120)
     runs = []
     for rate in args.rates:
-        result = measure(worker.settings, rate, args.seconds, args.seed, lag_of(worker))
+        result = measure(
+            worker.settings, rate, args.seconds, args.warmup, args.seed, lag_of(worker)
+        )
         print(
             f"rate {result['rate_achieved']:>6}/s  p50 {result['p50_ms']:>7} ms  "
             f"p99 {result['p99_ms']:>7} ms  p99.9 {result['p999_ms']:>7} ms  "
