@@ -209,6 +209,7 @@ class Worker:
                 group, done = self.outputs.seal()
                 self._in_flight.append((group, done, take))
                 done.add_done_callback(self._settle_delivered)
+                self.outputs.serve()  # reports that arrived while this take was folded
                 while len(self._in_flight) > PIPELINE_DEPTH:
                     await self._wait_oldest()
         except asyncio.CancelledError:
