@@ -33,8 +33,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from stocksync.streams.worker import GC_THRESHOLDS
-
 from bench.common import RESULTS, write_result
 from bench.harness import REFERENCE_MIX, reference_events
 from bench.worker_throughput import describe_input
@@ -64,6 +62,7 @@ from stocksync.service.batch_fold import FoldContext, fold_batch
 from stocksync.service.history import encode_record
 from stocksync.service.memory import MemoryRowStore
 from stocksync.service.ports import Table
+from stocksync.streams.worker import GC_THRESHOLDS
 from stocksync.topics import TopicNames
 from tests.integration.support import TOPOLOGY
 

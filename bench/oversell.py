@@ -197,7 +197,7 @@ def make_workload(params: Params) -> Workload:
         "web": params.web_per_day * scale,
         "app": params.app_per_day * scale,
         "marketplace": params.marketplace_per_day * scale,
-        **{pos: params.pos_per_store_per_day * scale for pos in POS},
+        **dict.fromkeys(POS, params.pos_per_store_per_day * scale),
     }
     cum = list(_accumulate(weights))
     cum_flash = cum[: len(flash)]
@@ -278,7 +278,7 @@ class Day:
         self.channel_locs = {ch: sorted(topo.channels[ch].locations) for ch in ONLINE}
         # A batch sync writes the channel's quantity as it runs; streaming shows it later.
         base = self.p.propagation_s if strategy.streaming else 0
-        self.delay = {ch: base for ch in ONLINE}
+        self.delay = dict.fromkeys(ONLINE, base)
         self.delay["marketplace"] += self.p.marketplace_lag_s
         self.heap: list[tuple[int, int, int, int, tuple[Any, ...]]] = []
         self.order = 0
@@ -556,19 +556,19 @@ def table(results: list[dict[str, Any]]) -> str:
         f"{'web/app':>9}{'market':>8}{'lost':>8}{'rejected':>10}"
     )
     lines = [head, "-" * len(head)]
-    for r in results:
-        lines.append(
-            f"{r['strategy']:<24}{r['orders']:>8,}{r['oversold']:>10,}{r['oversold_pct']:>9.2f}%"
-            f"{r['own_checkout_oversold']:>9,}{r['marketplace_oversold']:>8,}"
-            f"{r['lost_sales']:>8,}{r['rejected_at_checkout']:>10,}"
-        )
+    lines.extend(
+        f"{r['strategy']:<24}{r['orders']:>8,}{r['oversold']:>10,}{r['oversold_pct']:>9.2f}%"
+        f"{r['own_checkout_oversold']:>9,}{r['marketplace_oversold']:>8,}"
+        f"{r['lost_sales']:>8,}{r['rejected_at_checkout']:>10,}"
+        for r in results
+    )
     return "\n".join(lines)
 
 
 def plot(results: list[dict[str, Any]], params: Params, path: Path) -> None:
-    import matplotlib
+    import matplotlib as mpl
 
-    matplotlib.use("Agg")
+    mpl.use("Agg")
     import matplotlib.pyplot as plt
 
     batch = [r for r in results if r["interval_min"] is not None]

@@ -199,8 +199,10 @@ def budget_rows(results: Path = RESULTS) -> list[tuple[str, str, str, str, str]]
             (
                 "Recovery from the changelog",
                 "<= 10 s per 1M SKU-locations",
-                f"{per_1m} s per 1M ({recovery['sku_locations']:,} SKU-locations, "
-                f"{recovery['rows']:,} rows, librdkafka bulk restore{was})",
+                (
+                    f"{per_1m} s per 1M ({recovery['sku_locations']:,} SKU-locations, "
+                    f"{recovery['rows']:,} rows, librdkafka bulk restore{was})"
+                ),
                 yes(per_1m <= 10),
                 "`python -m bench.recovery`",
             )
@@ -210,9 +212,11 @@ def budget_rows(results: Path = RESULTS) -> list[tuple[str, str, str, str, str]]
             (
                 "Warm restart (own RocksDB files)",
                 "<= 1 s plus the tail",
-                f"{warm} s over an empty worker's start ({recovery['warm_restart_seconds']} s "
-                f"process start to ready, of which {recovery['empty_start_seconds']} s is "
-                "Python start-up and joining the group)",
+                (
+                    f"{warm} s over an empty worker's start ({recovery['warm_restart_seconds']} s "
+                    f"process start to ready, of which {recovery['empty_start_seconds']} s is "
+                    "Python start-up and joining the group)"
+                ),
                 yes(warm <= 1),
                 "`python -m bench.recovery`",
             )
@@ -222,8 +226,10 @@ def budget_rows(results: Path = RESULTS) -> list[tuple[str, str, str, str, str]]
             (
                 "Memory per SKU-location",
                 "<= 256 bytes",
-                f"{rss} B of worker RSS ({recovery['rocksdb_disk_bytes_per_sku_location']} B "
-                f"on disk, {recovery['row_bytes_per_sku_location']} B of row)",
+                (
+                    f"{rss} B of worker RSS ({recovery['rocksdb_disk_bytes_per_sku_location']} B "
+                    f"on disk, {recovery['row_bytes_per_sku_location']} B of row)"
+                ),
                 yes(rss <= 256),
                 "`python -m bench.recovery`",
             )

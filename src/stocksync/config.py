@@ -321,13 +321,12 @@ def security_problems(settings: Settings) -> list[str]:
                     f"service's Kafka principal"
                 )
     else:
-        for field in ("sasl_username", "sasl_password"):
-            if getattr(settings, field) is not None:
-                problems.append(
-                    f"{env_name(field)}: set, but STOCKSYNC_SECURITY_PROTOCOL={protocol} does "
-                    f"not use SASL; set STOCKSYNC_SECURITY_PROTOCOL=SASL_SSL or unset "
-                    f"{env_name(field)}"
-                )
+        problems.extend(
+            f"{env_name(field)}: set, but STOCKSYNC_SECURITY_PROTOCOL={protocol} does not use "
+            f"SASL; set STOCKSYNC_SECURITY_PROTOCOL=SASL_SSL or unset {env_name(field)}"
+            for field in ("sasl_username", "sasl_password")
+            if getattr(settings, field) is not None
+        )
     tls_files = ("ssl_ca_file", "ssl_cert_file", "ssl_key_file")
     for field in tls_files:
         path = getattr(settings, field)

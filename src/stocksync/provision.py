@@ -209,7 +209,7 @@ def _partitions_without_leader(
                 led.append(TopicPartition(topic, partition.id))
     if led:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        futures = admin.list_offsets({tp: latest for tp in led}, request_timeout=request_timeout)
+        futures = admin.list_offsets(dict.fromkeys(led, latest), request_timeout=request_timeout)
         for tp, future in futures.items():
             try:
                 future.result()

@@ -15,8 +15,6 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 from rocksdict import Options, Rdict
-from stocksync.streams.app import EXIT_FOLD_FAILED
-from stocksync.streams.bulk_restore import FAUST_OFFSET_KEY
 
 from stocksync.bootstrap import file_topology
 from stocksync.channels.producer import ChannelProducer
@@ -28,6 +26,8 @@ from stocksync.domain.events import EventKind, InventoryEvent
 from stocksync.domain.limits import REASON_MAX, too_long
 from stocksync.replay import replay
 from stocksync.service.admission import murmur2_partition
+from stocksync.streams.app import EXIT_FOLD_FAILED
+from stocksync.streams.bulk_restore import FAUST_OFFSET_KEY
 from stocksync.topics import ATP_TABLE
 from tests.integration.support import (
     WorkerProcess,

@@ -248,7 +248,7 @@ def report(name: str, figures: dict[str, Any]) -> None:
     print(f"\n[measured] {name}: {json.dumps(figures)}")
     out = os.environ.get("STOCKSYNC_CONNECTOR_FIGURES")
     if out:
-        with open(out, "a") as f:
+        with Path(out).open("a") as f:
             f.write(json.dumps({"test": name, **figures}) + "\n")
 
 

@@ -43,7 +43,7 @@ def worker_replying() -> Iterator[tuple[list[tuple[int, bytes]], str]]:
             self.end_headers()
             self.wfile.write(payload)
 
-        do_GET = do_POST = do_DELETE = _answer
+        do_GET = do_POST = do_DELETE = _answer  # noqa: N815 (http.server's handler names)
 
         def log_message(self, *args: Any) -> None:
             pass

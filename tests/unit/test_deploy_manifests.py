@@ -265,8 +265,8 @@ def test_k8s_settings_validate(no_stocksync_env: None) -> None:
     for _, template in pod_templates(base_resources()):
         for container in template["spec"]["containers"]:
             env = container_env(container, literals)
-            # mypy sees pydantic-settings models' fields as their __init__, not its _env_file
-            # argument (here and below)
+            # mypy sees the fields of a pydantic-settings model as its __init__ arguments, and
+            # not the _env_file argument (here and below)
             settings = Settings(_env_file=None, **settings_kwargs(env, WORKER_SETTINGS))  # type: ignore[call-arg]
             assert settings.partitions >= 1
             if container["args"][:2] == ["connector", "run"]:

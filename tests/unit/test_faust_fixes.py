@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 from mode.utils.queues import FlowControlQueue
+
 from stocksync.streams.faust_fixes import keep_queued_input_on_resume
 
 

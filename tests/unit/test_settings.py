@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from stocksync.streams.credentials import broker_credentials
 
 from stocksync.config import ConfigError, load_settings
+from stocksync.streams.credentials import broker_credentials
 
 SECURITY_VARS = (
     "STOCKSYNC_SECURITY_PROTOCOL",

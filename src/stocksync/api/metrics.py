@@ -48,13 +48,17 @@ WORKER_COUNTERS: dict[str, tuple[str, str]] = {
     ),
     "input_gaps": (
         "stocksync_input_gaps",
-        "Times input skipped offsets on its way to the fold (messages lost before folding; "
-        "should stay 0)",
+        (
+            "Times input skipped offsets on its way to the fold (messages lost before folding; "
+            "should stay 0)"
+        ),
     ),
     "drift_alerts": (
         "stocksync_drift_alerts",
-        "Channels found displaying a quantity that drifted from the published one (counted "
-        "by this process)",
+        (
+            "Channels found displaying a quantity that drifted from the published one (counted "
+            "by this process)"
+        ),
     ),
 }
 

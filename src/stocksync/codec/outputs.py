@@ -87,7 +87,7 @@ def alert_of(alert: Alert, revision: int) -> AlertRecord:
             channel=alert.channel,
             quantity=alert.quantity,
             previous=alert.previous,
-            threshold=alert.threshold if alert.threshold else None,
+            threshold=alert.threshold or None,
             policy_version=alert.policy_version,
             revision=revision,
             as_of=alert.as_of,

@@ -163,13 +163,13 @@ def endpoints_run(
     """Run simulated channel APIs: a web shop, a rate-limited marketplace (429), a POS."""
     import yaml
 
-    EndpointSpec, serve_endpoints = _simulated_endpoints()
+    endpoint_spec, serve_endpoints = _simulated_endpoints()
     configure_logging()
     try:
         raw = yaml.safe_load(config.read_text()) if config else DEMO_ENDPOINTS
         if not isinstance(raw, list):
             raise ValueError("expected a YAML list of endpoints")
-        specs = [EndpointSpec.of(dict(item)) for item in raw]
+        specs = [endpoint_spec.of(dict(item)) for item in raw]
     except (OSError, yaml.YAMLError, ValueError, TypeError) as exc:
         typer.echo(f"error: --config {config}: {exc}", err=True)
         raise typer.Exit(2) from None

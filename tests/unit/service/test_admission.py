@@ -157,14 +157,18 @@ REJECTIONS = {
     "wrong partition": (
         Message(partition=HOME + 1),
         "wrong_partition",
-        f"SKU 'SKU-1' arrived on partition {HOME + 1}, murmur2 places it on {HOME}: "
-        "set partitioner=murmur2_random on the producer",
+        (
+            f"SKU 'SKU-1' arrived on partition {HOME + 1}, murmur2 places it on {HOME}: "
+            "set partitioner=murmur2_random on the producer"
+        ),
     ),
     "another source on a source's own topic": (
         Message(topic=TOPICS.stock_events_of(OWN)),
         "source_mismatch",
-        f"event of source 'wms' on {TOPICS.stock_events_of(OWN)}, which only source 'shop-7' "
-        "may use",
+        (
+            f"event of source 'wms' on {TOPICS.stock_events_of(OWN)}, which only source 'shop-7' "
+            "may use"
+        ),
     ),
     "a source with its own topics on the shared topic": (
         event_message(ev(K.SOLD, 1, source=OWN, seq=4), topic=TOPICS.sale_events),
