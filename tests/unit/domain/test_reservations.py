@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from api.test_reservation_http import call, post_reserve, stocked_service
 from builders import (
     OUTSIDE,
     SKU,
@@ -19,7 +20,6 @@ from builders import (
     stock,
     stocked,
 )
-from test_reservation_http import call, post_reserve, stocked_service
 
 from stocksync.codec.avro import decode
 from stocksync.codec.reservations import (

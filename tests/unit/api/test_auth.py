@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from builders import SKU, TOPOLOGY
-from test_reservation_http import DomainReservations, stocked_service
 
+from api.test_reservation_http import DomainReservations, stocked_service
 from stocksync.api.auth import (
     ApiKeys,
     KeysFileError,

@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from builders import SKU
 from prometheus_client.parser import text_string_to_metric_families
-from test_reservation_http import stocked_service
 
+from api.test_reservation_http import stocked_service
 from stocksync.api.auth import hash_key, parse_keys
 from stocksync.api.dashboard import EventRate, LiveView, RecentAlerts, snapshot
 from stocksync.api.http import build_http_app
