@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-import yaml
 
 from stocksync.api.auth import ApiKeys, load_keys
-from stocksync.config import Settings
+from stocksync.config import Settings, read_yaml
 from stocksync.domain.topology import Topology, TopologyError, parse_topology
 from stocksync.errors import ConfigError
 from stocksync.topology_log import read_latest_topology
@@ -25,15 +24,11 @@ log = structlog.get_logger("stocksync.bootstrap")
 
 def load_topology(path: Path) -> Topology:
     """A topology file, or ConfigError naming the setting and the fix."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"STOCKSYNC_TOPOLOGY_FILE: {path} does not exist; point it at a topology YAML "
-            f"(see deploy/config/topology.yaml)"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"STOCKSYNC_TOPOLOGY_FILE: {path} is not valid YAML: {exc}") from None
+    data = read_yaml(
+        path,
+        "STOCKSYNC_TOPOLOGY_FILE",
+        "point it at a topology YAML (see deploy/config/topology.yaml)",
+    )
     try:
         return parse_topology(data, origin=str(path))
     except TopologyError as exc:

@@ -56,16 +56,18 @@ class ConfigFileSource(PydanticBaseSettingsSource):
         return read_config_file(self.path, set(self.settings_cls.model_fields))
 
 
-def read_config_file(path: Path, known: set[str]) -> dict[str, Any]:
+def read_yaml(path: Path, setting: str, missing_fix: str) -> Any:
+    """A YAML file a setting names, or ConfigError naming the setting and the fix."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(
-            f"{CONFIG_FILE_VAR}: {path} does not exist; point it at a YAML settings file "
-            f"or unset it"
-        ) from None
+        raise ConfigError(f"{setting}: {path} does not exist; {missing_fix}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{CONFIG_FILE_VAR}: {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{setting}: {path} is not valid YAML: {exc}") from None
+
+
+def read_config_file(path: Path, known: set[str]) -> dict[str, Any]:
+    data = read_yaml(path, CONFIG_FILE_VAR, "point it at a YAML settings file or unset it")
     if data is None:
         return {}
     if not isinstance(data, dict):
