@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 from confluent_kafka import KafkaException
-from rocksdict import Rdict
 
+from stocksync.adapters.store.rocksdb import write_rows
 from stocksync.bootstrap import current_topology
 from stocksync.cli_settings import settings_or_exit
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
@@ -167,10 +167,5 @@ def _write_store(path: Path, rows: dict[str, bytes]) -> None:
     if path.exists() and any(path.iterdir()):
         typer.echo(f"error: {path} is not empty; --store needs a fresh folder", err=True)
         raise typer.Exit(2)
-    db = Rdict(str(path))
-    try:
-        for name, value in rows.items():
-            db[name.encode()] = value
-    finally:
-        db.close()
+    write_rows(path, rows)
     typer.echo(f"replayed rows written to {path}", err=True)

@@ -1,10 +1,12 @@
 """The RowStore port over RocksDB (rocksdict): one database per table and partition, opened,
 recovered and closed by faust's table store as partitions are assigned and revoked; reads are
-point gets, writes are one write batch."""
+point gets, writes are one write batch. Also writes a replay's rows into a new database
+(`stocksync replay --store`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from rocksdict import Rdict, WriteBatch
 
@@ -42,3 +44,15 @@ class RocksRowStore:
         for key, value in items:
             batch.put(key, value)
         db.write(batch)
+
+
+def write_rows(path: Path, rows: Mapping[str, bytes]) -> None:
+    """Rows (SKU -> row bytes) into a new RocksDB database at `path`, in one write batch."""
+    db = Rdict(str(path))
+    try:
+        batch = WriteBatch()
+        for sku, value in rows.items():
+            batch.put(sku.encode(), value)
+        db.write(batch)
+    finally:
+        db.close()
