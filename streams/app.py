@@ -241,7 +241,10 @@ class Worker:
 
     async def _wait_oldest(self) -> None:
         group, done, _ = self._in_flight[0]
-        await self.outputs.wait(group, done)
+        try:
+            await self.outputs.wait(group, done)
+        except OutputsNotDelivered as exc:
+            fail_stop("outputs_not_delivered", str(exc), EXIT_OUTPUTS_LOST)
         self._settle_delivered()
 
     def _settle_delivered(self, _done: object = None) -> None:
