@@ -173,12 +173,6 @@ class Outputs:
                 log.warning("outputs_waiting", queued=len(self._producer), seconds=waited)
         settle(group)
 
-    async def delivered(self) -> DeliveryGroup:
-        """Seal the current group and wait for it (see `wait`)."""
-        group, done = self.seal()
-        await self.wait(group, done)
-        return group
-
     def delivered_now(self, timeout: float) -> bool:
         """Wait on this thread, at most `timeout` seconds, until everything sent so far is
         answered (for a worker that is stopping). False if records are still waiting; records
