@@ -19,6 +19,7 @@ from stocksync.api.auth import ApiKeys
 from stocksync.api.dashboard import ALERTS_KEPT, LiveView, RecentAlerts, add_dashboard_routes
 from stocksync.api.http import build_http_app
 from stocksync.api.metrics import Metrics, PartitionLag
+from stocksync.api.protocol_errors import app_runner
 from stocksync.api.reservations import add_reservation_routes
 from stocksync.codec.outputs import ALERT_TYPE_HEADER, decode_alert
 from stocksync.config import Settings
@@ -228,7 +229,7 @@ class HttpService(Service):
             LiveView(self.stats, self.metrics.fold, self.alerts),
             interval_s=settings.dashboard_interval_s,
         )
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        self._runner = app_runner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from stocksync.api.protocol_errors import app_runner
 from stocksync.connectors.drift import exposure
 from stocksync.connectors.ledger import now_ms
 from stocksync.connectors.plan import Quantity
@@ -80,7 +81,7 @@ class AdminHttp:
         return app
 
     async def serve(self) -> web.AppRunner:
-        runner = web.AppRunner(self.app(), access_log=None)
+        runner = app_runner(self.app(), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, self.config.http_host, self.config.http_port).start()
         return runner
