@@ -11,7 +11,7 @@ The compiled function only takes the plain path: every field present, each value
 its schema names. On anything else (a missing field, a float for a long, a bool in a union, a
 string that is not UTF-8, ...) it gives up and hands the whole record to the fallback, which is
 fastavro's writer: what it writes or raises is then fastavro's own answer. A schema with a type
-outside what is compiled (records of null-free primitives, enums and two-branch unions with
+outside what is compiled (records of null-free primitives, enums, maps of longs and two-branch unions with
 null) is refused with Unsupported, and its caller keeps fastavro.
 
 `compile_object_writer` is the same writer reading each field from an attribute of a record
@@ -96,6 +96,24 @@ _WRITE = {
         "add(v)",
     ],
     "enum": ["add(SYMBOL{i}[v])"],  # a KeyError for an unknown symbol
+    # a map of longs, as fastavro writes one: one block (count, then key and value pairs),
+    # then the empty block that ends it
+    "map_long": [
+        "if type(v) is not dict:",
+        "    raise GiveUp",
+        "if v:",
+        "    n = len(v)",
+        "    add(LENGTH[n] if n < OFFSET else varint(n))",
+        "    for k, x in v.items():",
+        "        if type(x) is not int:",
+        "            raise GiveUp",
+        "        b = str_encode(k)",
+        "        m = len(b)",
+        "        add(LENGTH[m] if m < OFFSET else varint(m))",
+        "        add(b)",
+        "        add(SMALL[x + OFFSET] if -OFFSET <= x < OFFSET else varint(x))",
+        "add(FALSE)",  # (the byte of a zero count)
+    ],
 }
 # What fastavro accepts for a union's non-null branch, when narrower than the branch's writer
 # above (a bool is an int, yet not a union's long).
@@ -122,6 +140,8 @@ def _resolve(node: Any, named: Mapping[str, Any]) -> tuple[str, Any]:
         kind = node.get("type")
         if kind == "enum":
             return kind, node
+        if kind == "map" and node.get("values") in ("long", {"type": "long"}):
+            return "map_long", node
         if isinstance(kind, str) and kind in _WRITE:  # {"type": "long"}, a primitive
             return kind, kind
     raise Unsupported(f"type {node!r}")

@@ -1,13 +1,17 @@
 """Reservations that cannot oversell: commands decided by the SKU's single writer.
 
-A RESERVE is accepted only if the channel's ATP (after its policy) and one location's ATP
-both cover it; the hold then counts as reserved at that location. Commands carry a request id;
-a retried request gets the recorded answer and never a second hold. Expiry is itself a
+A RESERVE is accepted only if the channel's ATP (after its policy) covers it; the channel's
+sourcing rule (source_lines) then splits it into per-location lines, all taken in the SKU's row
+at once, so any quantity up to the one published for the channel can be held. Commands carry a
+request id bound to the request (request_fingerprint): a retried request gets the recorded
+answer and never a second hold, another request under the same id is refused. Expiry is itself a
 command written to the log (by the worker that owns the SKU), so a replay decides the same.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from msgspec.structs import asdict, replace
@@ -27,6 +31,7 @@ from stocksync.domain.state import (
     EMPTY_LOCATION,
     Answer,
     Hold,
+    HoldStatus,
     SkuRow,
     channel_atp,
     location_atp,
@@ -122,88 +127,172 @@ def _reply(cmd: ReservationCommand, status: ReplyStatus, **fields: object) -> Re
     )
 
 
-def choose_location(
-    row: SkuRow, topology: Topology, channel: str, wanted: str | None
-) -> tuple[str | None, int]:
-    """The location a hold goes to: the one asked for, else the channel's location with the
-    most ATP (ties by name, so a replay chooses the same)."""
-    candidates = topology.channels[channel].locations
-    if wanted is not None:
-        candidates = tuple(loc for loc in candidates if loc == wanted)
-    best: tuple[str | None, int] = (None, 0)
-    for loc in sorted(candidates):
-        stock = row.locations.get(loc, EMPTY_LOCATION)
-        atp = location_atp(stock, topology.default_safety_stock(loc))
-        if best[0] is None or atp > best[1]:
-            best = (loc, atp)
-    return best
+def request_fingerprint(cmd: ReservationCommand) -> str:
+    """What makes a request the same request: every field but its id and clock. A request id
+    (an Idempotency-Key) is bound to it, as payment APIs bind theirs."""
+    fields = (
+        cmd.kind.value,
+        cmd.sku,
+        cmd.reservation_id,
+        cmd.channel,
+        cmd.quantity,
+        cmd.location,
+        cmd.ttl_ms,
+        cmd.allow_partial,
+    )
+    return hashlib.blake2b(repr(fields).encode(), digest_size=8).hexdigest()
 
 
-def _with_reserved(row: SkuRow, location: str, delta: int) -> SkuRow:
-    stock = row.locations.get(location, EMPTY_LOCATION)
+def source_lines(
+    available: Mapping[str, int], tiers: Iterable[Iterable[str]], quantity: int
+) -> dict[str, int]:
+    """The sourcing rule: where `quantity` units are taken, location -> units. Tiers in
+    priority order; within a tier the fewest locations, then the most stock (ties by id):
+    taking the largest first is what needs the fewest. Takes less than `quantity` only when
+    the tiers hold less."""
+    lines: dict[str, int] = {}
+    remaining = quantity
+    for tier in tiers:
+        for loc in sorted(tier, key=lambda loc: (-available.get(loc, 0), loc)):
+            if remaining <= 0:
+                return lines
+            take = min(available.get(loc, 0), remaining)
+            if take <= 0:
+                break  # the rest of the tier is as empty
+            lines[loc] = take
+            remaining -= take
+    return lines
+
+
+def _with_reserved(row: SkuRow, lines: Mapping[str, int], sign: int) -> SkuRow:
     locations = dict(row.locations)
-    locations[location] = replace(stock, reserved=max(0, stock.reserved + delta))
+    for location, units in lines.items():
+        stock = locations.get(location, EMPTY_LOCATION)
+        locations[location] = replace(stock, reserved=max(0, stock.reserved + sign * units))
     return replace(row, locations=locations)
 
 
-def decide(
-    row: SkuRow, cmd: ReservationCommand, topology: Topology
+def _reserve(
+    row: SkuRow, cmd: ReservationCommand, topology: Topology, hold: Hold | None
 ) -> tuple[SkuRow, ReservationReply]:
-    """The row after the command (without bookkeeping) and the answer."""
-    holds = dict(row.holds)
-    hold = holds.get(cmd.reservation_id)
-    if cmd.kind is CommandKind.RESERVE:
-        if cmd.channel not in topology.channels:
-            return row, _reply(cmd, ReplyStatus.INVALID, reason=f"unknown channel {cmd.channel!r}")
-        if cmd.quantity <= 0 or cmd.ttl_ms <= 0:
-            return row, _reply(cmd, ReplyStatus.INVALID, reason="quantity and ttl must be > 0")
-        if hold is not None:  # same reservation id, new request id: report the hold
-            return row, _reply(
-                cmd,
-                ReplyStatus.HELD,
-                channel=hold.channel,
-                location=hold.location,
-                quantity=hold.quantity,
-                requested=cmd.quantity,
-                expires_at=hold.expires_at,
-            )
-        location, loc_atp = choose_location(row, topology, cmd.channel, cmd.location)
-        available = min(channel_atp(row, topology, cmd.channel), loc_atp)
-        granted = min(cmd.quantity, available) if cmd.allow_partial else cmd.quantity
-        if location is None or granted <= 0 or granted > available:
-            reason = (
-                f"location {cmd.location!r} does not serve {cmd.channel}"
-                if location is None
-                else f"{available} available to {cmd.channel} at one location, "
-                f"{cmd.quantity} requested"
-            )
-            return row, _reply(
-                cmd,
-                ReplyStatus.REJECTED,
-                channel=cmd.channel,
-                location=location,
-                requested=cmd.quantity,
-                available=max(0, available),
-                reason=reason,
-            )
-        expires_at = cmd.issued_at + cmd.ttl_ms
-        holds[cmd.reservation_id] = Hold(cmd.channel, location, granted, expires_at)
-        row = _with_reserved(replace(row, holds=holds), location, granted)
+    channel = topology.channels.get(cmd.channel)
+    if channel is None:
+        return row, _reply(cmd, ReplyStatus.INVALID, reason=f"unknown channel {cmd.channel!r}")
+    if cmd.quantity <= 0 or cmd.ttl_ms <= 0:
+        return row, _reply(cmd, ReplyStatus.INVALID, reason="quantity and ttl must be > 0")
+    if hold is not None:  # same reservation id, new request id: report the hold
         return row, _reply(
             cmd,
             ReplyStatus.HELD,
-            channel=cmd.channel,
-            location=location,
-            quantity=granted,
+            channel=hold.channel,
+            location=hold.location,
+            quantity=hold.quantity,
             requested=cmd.quantity,
-            available=available,
-            expires_at=expires_at,
+            expires_at=hold.expires_at,
+            lines=hold.allocation(),
         )
-    if hold is None:
+    tiers = channel.tiers()
+    if cmd.location is not None:
+        tiers = ((cmd.location,),) if cmd.location in channel.locations else ()
+    if not tiers:
+        reason = f"location {cmd.location!r} does not serve {cmd.channel}"
+        return row, _refused(cmd, None, 0, reason)
+    if not row.locations:
+        return row, _refused(cmd, None, 0, f"unknown SKU {cmd.sku!r}: no event has stocked it")
+    safety = topology.safety_stock_by_location
+    pool = {
+        loc: location_atp(row.locations.get(loc, EMPTY_LOCATION), safety.get(loc, 0))
+        for tier in tiers
+        for loc in tier
+    }
+    # the channel's quantity (after its policy) is what it was promised; the pool is at least
+    # that much unless a location was asked for
+    available = min(channel_atp(row, topology, cmd.channel), sum(pool.values()))
+    granted = min(cmd.quantity, available) if cmd.allow_partial else cmd.quantity
+    if granted <= 0 or granted > available:
+        where = f" at {cmd.location}" if cmd.location is not None else ""
+        reason = f"{available} available to {cmd.channel}{where}, {cmd.quantity} requested"
+        return row, _refused(cmd, cmd.location, available, reason)
+    lines = source_lines(pool, tiers, granted)
+    first = next(iter(lines))
+    expires_at = cmd.issued_at + cmd.ttl_ms
+    holds = dict(row.holds)
+    holds[cmd.reservation_id] = Hold(cmd.channel, first, granted, expires_at, lines)
+    row = _with_reserved(replace(row, holds=holds), lines, 1)
+    return row, _reply(
+        cmd,
+        ReplyStatus.HELD,
+        channel=cmd.channel,
+        location=first,
+        quantity=granted,
+        requested=cmd.quantity,
+        available=available,
+        expires_at=expires_at,
+        lines=lines,
+    )
+
+
+def _refused(
+    cmd: ReservationCommand, location: str | None, available: int, reason: str
+) -> ReservationReply:
+    return _reply(
+        cmd,
+        ReplyStatus.REJECTED,
+        channel=cmd.channel,
+        location=location,
+        requested=cmd.quantity,
+        available=max(0, available),
+        reason=reason,
+    )
+
+
+# The reservation state machine: what each action does in each state of a hold. Not listed:
+# the action is refused (WRONG_STATE) and nothing changes.
+#
+#   state      action   -> state      units
+#   held       CONFIRM  -> confirmed  stay reserved (an open order line)
+#   held       EXTEND   -> held       -
+#   held       RELEASE  -> released   back to ATP
+#   held       EXPIRE   -> expired    back to ATP (if its time is still up)
+#   confirmed  CONFIRM  -> confirmed  - (said again)
+#   confirmed  EXPIRE   -> confirmed  - (an order line does not expire)
+#   confirmed  CANCEL   -> cancelled  back to ATP
+#   confirmed  FULFILLED event naming it -> fulfilled (domain/fold.py: shipped units leave)
+_ALLOWED = {
+    HoldStatus.HELD: frozenset(
+        {CommandKind.CONFIRM, CommandKind.EXTEND, CommandKind.RELEASE, CommandKind.EXPIRE}
+    ),
+    HoldStatus.CONFIRMED: frozenset({CommandKind.CONFIRM, CommandKind.EXPIRE, CommandKind.CANCEL}),
+}
+_RETURNING = {
+    CommandKind.RELEASE: ReplyStatus.RELEASED,
+    CommandKind.EXPIRE: ReplyStatus.EXPIRED,
+    CommandKind.CANCEL: ReplyStatus.CANCELLED,
+}
+
+
+def _act(row: SkuRow, cmd: ReservationCommand, hold: Hold) -> tuple[SkuRow, ReservationReply]:
+    """CONFIRM, EXTEND, RELEASE, EXPIRE or CANCEL of an existing hold."""
+    details: dict[str, object] = {
+        "channel": hold.channel,
+        "location": hold.location,
+        "quantity": hold.quantity,
+        "lines": hold.allocation(),
+    }
+    state = hold.status
+    if cmd.kind not in _ALLOWED[state]:
+        fix = {
+            CommandKind.CANCEL: "it is not confirmed: release it instead",
+            CommandKind.RELEASE: "it is a confirmed order line: cancel it instead",
+            CommandKind.EXTEND: "it is a confirmed order line, which does not expire",
+        }.get(cmd.kind, "")
+        reason = f"cannot {cmd.kind.value.lower()} reservation {cmd.reservation_id!r}: {fix}"
+        return row, _reply(cmd, ReplyStatus.WRONG_STATE, reason=reason, **details)
+    holds = dict(row.holds)
+    if state is HoldStatus.CONFIRMED and cmd.kind is not CommandKind.CANCEL:
         return row, _reply(
-            cmd, ReplyStatus.NOT_FOUND, reason=f"no active hold {cmd.reservation_id!r}"
+            cmd, ReplyStatus.CONFIRMED, expires_at=hold.expires_at, reason="", **details
         )
-    details = {"channel": hold.channel, "location": hold.location, "quantity": hold.quantity}
     if cmd.kind is CommandKind.EXTEND:
         expires_at = max(hold.expires_at, cmd.issued_at + cmd.ttl_ms)
         holds[cmd.reservation_id] = replace(hold, expires_at=expires_at)
@@ -215,14 +304,52 @@ def decide(
         return row, _reply(
             cmd, ReplyStatus.HELD, expires_at=hold.expires_at, reason="extended", **details
         )
-    del holds[cmd.reservation_id]
-    row = replace(row, holds=holds)
     if cmd.kind is CommandKind.CONFIRM:
-        # the units stay reserved as an open order line until FULFILLED or RELEASED arrives
-        return row, _reply(cmd, ReplyStatus.CONFIRMED, **details)
-    row = _with_reserved(row, hold.location, -hold.quantity)
-    status = ReplyStatus.EXPIRED if cmd.kind is CommandKind.EXPIRE else ReplyStatus.RELEASED
-    return row, _reply(cmd, status, **details)
+        # the units stay reserved as an open order line until fulfilled or cancelled
+        holds[cmd.reservation_id] = replace(hold, status=HoldStatus.CONFIRMED)
+        return replace(row, holds=holds), _reply(cmd, ReplyStatus.CONFIRMED, **details)
+    del holds[cmd.reservation_id]
+    row = _with_reserved(replace(row, holds=holds), hold.allocation(), -1)
+    return row, _reply(cmd, _RETURNING[cmd.kind], **details)
+
+
+def decide(
+    row: SkuRow, cmd: ReservationCommand, topology: Topology
+) -> tuple[SkuRow, ReservationReply]:
+    """The row after the command (without bookkeeping) and the answer."""
+    hold = row.holds.get(cmd.reservation_id)
+    if cmd.kind is CommandKind.RESERVE:
+        return _reserve(row, cmd, topology, hold)
+    if hold is None:
+        return row, _reply(
+            cmd, ReplyStatus.NOT_FOUND, reason=f"no active hold {cmd.reservation_id!r}"
+        )
+    return _act(row, cmd, hold)
+
+
+# Answers after which the held units changed, so the channels selling them are told again.
+_MOVES_UNITS = frozenset(
+    {ReplyStatus.HELD, ReplyStatus.RELEASED, ReplyStatus.EXPIRED, ReplyStatus.CANCELLED}
+)
+
+
+def key_reused(cmd: ReservationCommand, first: Answer) -> ReservationReply:
+    """The answer to a request whose id was first used for another request: nothing decided,
+    the first request named."""
+    return _reply(
+        cmd,
+        ReplyStatus.KEY_REUSED,
+        channel=first.channel,
+        location=first.location,
+        quantity=first.quantity,
+        requested=first.requested,
+        reason=(
+            f"request id {cmd.request_id!r} was used for another request ({first.kind.value} "
+            f"{first.requested or first.quantity} for {first.channel or 'its channel'}, "
+            f"answered {first.status.value}); use a new key for a new request"
+        ),
+        fingerprint=first.fingerprint,
+    )
 
 
 def apply_command(
@@ -232,16 +359,22 @@ def apply_command(
 
     A command at or below the row's last applied offset is a redelivery and changes nothing,
     so the row stays a pure function of the log; a retry is a new log record and is answered
-    from the row's memory of answers (or decided again once that memory has moved on).
+    from the row's memory of answers (or decided again once that memory has moved on). A
+    request id used again for another request (another fingerprint) is answered KEY_REUSED
+    and changes nothing.
     """
     if row is None:
         row = SkuRow(sku=cmd.sku)
+    fingerprint = request_fingerprint(cmd)
     answered = row.answers.get(cmd.request_id)
     if answered is not None:
+        if answered.fingerprint and answered.fingerprint != fingerprint:
+            return CommandResult(row, key_reused(cmd, answered), (), False)
         return CommandResult(row, ReservationReply.of(answered, cmd.request_id, cmd.sku), (), False)
     if 0 <= offset <= row.command_offset:
         return CommandResult(row, None, (), False)
     new_row, reply = decide(row, cmd, topology)
+    reply = replace(reply, fingerprint=fingerprint)
     answers = dict(new_row.answers)
     answers[cmd.request_id] = reply.answer()
     while len(answers) > MAX_ANSWERS:
@@ -253,18 +386,19 @@ def apply_command(
         command_offset=max(offset, row.command_offset),
     )
     effects: list[Effect] = []
-    if reply.location is not None and reply.status in (
-        ReplyStatus.HELD,
-        ReplyStatus.RELEASED,
-        ReplyStatus.EXPIRED,
-    ):
-        new_row, changes = project_channels(
-            new_row, topology, topology.channels_for(reply.location)
-        )
+    if reply.status in _MOVES_UNITS and reply.lines:
+        touched: dict[str, None] = {}
+        for location in reply.lines:
+            touched.update(dict.fromkeys(topology.channels_for(location)))
+        new_row, changes = project_channels(new_row, topology, touched)
         effects.extend(changes)
     return CommandResult(new_row, reply, tuple(effects), True)
 
 
 def expired_holds(row: SkuRow, now_ms: int) -> list[str]:
     """Reservation ids whose time ran out (the worker writes an EXPIRE for each)."""
-    return [rid for rid, hold in row.holds.items() if hold.expires_at <= now_ms]
+    return [
+        rid
+        for rid, hold in row.holds.items()
+        if hold.status is HoldStatus.HELD and hold.expires_at <= now_ms
+    ]

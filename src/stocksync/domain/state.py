@@ -57,14 +57,31 @@ class LocationStock(Struct, frozen=True, array_like=True):
 EMPTY_LOCATION = LocationStock()
 
 
+class HoldStatus(StrEnum):
+    """Where a reservation is in its life (the state machine of domain/reservations.py)."""
+
+    HELD = "HELD"  # a soft hold that expires unless confirmed
+    CONFIRMED = "CONFIRMED"  # an open order line: never expires, ends fulfilled or cancelled
+
+
 class Hold(Struct, frozen=True, array_like=True):
-    """An accepted reservation, counted in its location's reserved units until it is confirmed
-    (then it is an open order line), released or expired."""
+    """An accepted reservation, counted in its locations' reserved units while it is held and
+    then, once confirmed, as an open order line until it is fulfilled or cancelled.
+
+    A hold may span locations: `lines` maps each location to the units taken there, in the
+    order the channel's sourcing rule chose them. Holds written before lines existed have
+    none: all their units are at `location` (see `allocation`)."""
 
     channel: str
-    location: str
-    quantity: int
+    location: str  # the first line's location
+    quantity: int  # units held, all lines together
     expires_at: int  # epoch ms, from the requester's clock
+    lines: dict[str, int] = field(default_factory=dict)
+    status: HoldStatus = HoldStatus.HELD
+
+    def allocation(self) -> dict[str, int]:
+        """Units held at each location."""
+        return self.lines or {self.location: self.quantity}
 
 
 class CommandKind(StrEnum):
@@ -73,6 +90,7 @@ class CommandKind(StrEnum):
     RELEASE = "RELEASE"
     EXTEND = "EXTEND"
     EXPIRE = "EXPIRE"
+    CANCEL = "CANCEL"  # a confirmed order line, before it is fulfilled
 
 
 class ReplyStatus(StrEnum):
@@ -84,6 +102,12 @@ class ReplyStatus(StrEnum):
     EXPIRED = "EXPIRED"
     NOT_FOUND = "NOT_FOUND"
     INVALID = "INVALID"
+    CANCELLED = "CANCELLED"
+    FULFILLED = "FULFILLED"
+    # the action is not one the reservation's state allows (release of a confirmed order line)
+    WRONG_STATE = "WRONG_STATE"
+    # the request id was first used for another request: nothing was decided
+    KEY_REUSED = "KEY_REUSED"
 
 
 class Answer(Struct, frozen=True, array_like=True):
@@ -104,6 +128,10 @@ class Answer(Struct, frozen=True, array_like=True):
     available: int = 0  # what the channel could have had when the request was decided
     expires_at: int = 0
     reason: str = ""
+    lines: dict[str, int] = field(default_factory=dict)  # units held at each location
+    # the request this answers (domain/reservations.request_fingerprint): a request id used
+    # again with another request is told so, never decided as a new one
+    fingerprint: str = ""
 
 
 class SkuRow(Struct, frozen=True, array_like=True):

@@ -3,6 +3,12 @@
 A channel may sell the stock of the locations its `sources` name (location ids or group ids).
 Its policy turns the summed location ATP into the quantity the channel is told, in this order:
 percentage buffer, then fixed buffer, then allocation cap, never below zero.
+
+Its sourcing rule says where a reservation takes its units (domain/reservations.source_lines):
+`sourcing` lists location or group ids in priority order, each entry one tier; the channel's
+locations it does not list form a last tier. Tiers are used in order; within a tier, the
+fewest locations, then the ones with the most stock (ties by id). Without `sourcing`, all the
+channel's locations are one tier.
 """
 
 from __future__ import annotations
@@ -44,6 +50,12 @@ class Channel:
     id: str
     locations: tuple[str, ...]
     policy: ChannelPolicy = field(default_factory=ChannelPolicy)
+    # the sourcing rule's tiers, in priority order, together naming every location once
+    # (empty: one tier of all the locations)
+    sourcing: tuple[tuple[str, ...], ...] = ()
+
+    def tiers(self) -> tuple[tuple[str, ...], ...]:
+        return self.sourcing or (self.locations,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,15 +181,49 @@ def _parse_channel(
     _ident(ch_id, key)
     if not isinstance(spec, Mapping):
         raise TopologyError(f"{key}: expected a mapping with sources and an optional policy")
-    unknown = set(spec) - {"sources", "policy"}
+    unknown = set(spec) - {"sources", "policy", "sourcing"}
     if unknown:
         raise TopologyError(f"{key}: unknown setting(s) {sorted(unknown)}")
-    members = _channel_members(spec.get("sources"), key, locations, groups)
+    members = tuple(sorted(set(_channel_members(spec.get("sources"), key, locations, groups))))
     return Channel(
         id=ch_id,
-        locations=tuple(sorted(set(members))),
+        locations=members,
         policy=_parse_policy(spec.get("policy") or {}, f"{key}.policy"),
+        sourcing=_parse_sourcing(spec.get("sourcing"), f"{key}.sourcing", members, groups),
     )
+
+
+def _parse_sourcing(
+    raw: Any, key: str, members: tuple[str, ...], groups: Mapping[str, list[str]]
+) -> tuple[tuple[str, ...], ...]:
+    """The sourcing rule's tiers: each listed location or group in order, then the channel's
+    locations not listed."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise TopologyError(
+            f"{key}: list location or group ids in the order reservations take stock from "
+            f"them, e.g. [warehouse, stores]"
+        )
+    tiers: list[tuple[str, ...]] = []
+    placed: set[str] = set()
+    for entry in raw:
+        tier = tuple(sorted(groups[entry])) if entry in groups else (entry,)
+        outside = [loc for loc in tier if loc not in members]
+        if outside:
+            raise TopologyError(
+                f"{key}: {entry!r} names {outside}, which the channel does not sell from; "
+                f"its sources give {list(members)}"
+            )
+        twice = placed.intersection(tier)
+        if twice:
+            raise TopologyError(f"{key}: {sorted(twice)} listed more than once")
+        placed.update(tier)
+        tiers.append(tier)
+    rest = tuple(loc for loc in members if loc not in placed)
+    if rest:
+        tiers.append(rest)
+    return tuple(tiers)
 
 
 def _channel_members(

@@ -107,7 +107,7 @@ LONGS = st.one_of(
 def branch_type(node: Any, named: Mapping[str, Any]) -> Any:
     if isinstance(node, str) and node in named:
         return named[node]
-    if isinstance(node, dict) and node.get("type") != "enum":
+    if isinstance(node, dict) and node.get("type") not in ("enum", "map"):
         return node["type"]  # {"type": "long"}: a primitive
     return node
 
@@ -117,6 +117,8 @@ def values(node: Any, named: Mapping[str, Any]) -> st.SearchStrategy[Any]:
     node = branch_type(node, named)
     if isinstance(node, list):
         return st.one_of(*(values(branch, named) for branch in node))
+    if isinstance(node, dict) and node["type"] == "map":
+        return st.dictionaries(st.text(), values(node["values"], named), max_size=3)
     if isinstance(node, dict):  # an enum
         return st.sampled_from(node["symbols"])
     return {

@@ -51,11 +51,10 @@ from stocksync.domain.reservations import (
     ReservationCommand,
     ReservationReply,
     apply_command,
-    choose_location,
     expired_holds,
     validate_command,
 )
-from stocksync.domain.state import Hold, Published, SkuRow, channel_atp
+from stocksync.domain.state import Hold, HoldStatus, Published, SkuRow, channel_atp
 
 
 def run(row: SkuRow | None, *commands: ReservationCommand) -> CommandResult:
@@ -98,7 +97,7 @@ def test_held_units_count_as_reserved_at_the_chosen_location() -> None:
     assert stock(result.row, "dc-1").reserved == 4
     assert stock(result.row, "dc-1").on_hand == 10
     assert stock(result.row, "store-1").reserved == 0
-    assert result.row.holds == {"res-1": Hold("web", "dc-1", 4, 60_000)}
+    assert result.row.holds == {"res-1": Hold("web", "dc-1", 4, 60_000, {"dc-1": 4})}
 
 
 def test_a_hold_lowers_the_quantity_of_every_channel_selling_that_location() -> None:
@@ -142,7 +141,7 @@ def test_tie_in_atp_is_broken_by_location_name() -> None:
     # and the choice does not depend on the order the locations were first stocked in
     reordered = stocked(("store-1", 6), ("dc-2", 8), ("dc-1", 2))
     assert reply_of(run(reordered, reserve(1))).location == "dc-2"
-    assert choose_location(reordered, TOPOLOGY, "web", None) == ("dc-2", 6)
+    assert reply_of(run(reordered, reserve(1))).lines == {"dc-2": 1}
 
 
 def test_explicit_location_is_honoured_even_when_another_has_more() -> None:
@@ -201,17 +200,37 @@ def test_channel_cap_limits_what_can_be_held() -> None:
     assert reply_of(run(row, reserve(50, channel="marketplace"))).status is ReplyStatus.HELD
 
 
-def test_reserve_must_fit_in_one_location() -> None:
-    # given web sees 6 units, but split 3 + 3 over two locations
+def test_a_hold_spans_locations_when_one_cannot_cover_it() -> None:
+    # given web sees 6 units, split 3 + 3 over two locations
     row = stocked(("dc-1", 3), ("store-1", 3))
     assert channel_atp(row, TOPOLOGY, "web") == 6
-    # when it asks for 5
-    result = run(row, reserve(5))
-    # then it is rejected: one location can give only 3
+    # when it asks for all 6
+    result = run(row, reserve(6))
+    # then both locations give theirs, in one hold of two lines
+    reply = reply_of(result)
+    assert reply.status is ReplyStatus.HELD
+    assert (reply.quantity, reply.lines) == (6, {"dc-1": 3, "store-1": 3})
+    assert (stock(result.row, "dc-1").reserved, stock(result.row, "store-1").reserved) == (3, 3)
+    assert result.row.holds["res-1"].allocation() == {"dc-1": 3, "store-1": 3}
+    # and one more unit is refused, naming what the channel has
+    refused = reply_of(apply_command(result.row, reserve(1, "res-2"), TOPOLOGY))
+    assert refused.status is ReplyStatus.REJECTED
+    assert refused.reason == "0 available to web, 1 requested"
+
+
+def test_a_location_asked_for_must_cover_the_hold_alone() -> None:
+    row = stocked(("dc-1", 3), ("store-1", 3))
+    result = run(row, reserve(5, loc="store-1"))
     assert reply_of(result).status is ReplyStatus.REJECTED
     assert reply_of(result).available == 3
-    assert reply_of(result).location == "dc-1"
-    assert reply_of(result).reason == "3 available to web at one location, 5 requested"
+    assert reply_of(result).reason == "3 available to web at store-1, 5 requested"
+
+
+def test_a_reservation_for_a_sku_never_stocked_is_refused_as_unknown() -> None:
+    result = apply_command(None, reserve(1), TOPOLOGY)
+    assert reply_of(result).status is ReplyStatus.REJECTED
+    assert reply_of(result).reason == "unknown SKU 'SKU-1': no event has stocked it"
+    assert result.row.locations == {}
 
 
 def test_explicit_location_without_enough_atp_is_rejected() -> None:
@@ -328,11 +347,18 @@ def test_retried_rejection_stays_rejected_after_units_were_freed() -> None:
     assert "b" not in again.row.holds
 
 
-def test_retry_with_a_different_body_still_gets_the_first_answer() -> None:
+def test_a_request_id_used_again_with_another_body_is_key_reused_and_holds_nothing() -> None:
     first = run(stocked(("dc-1", 10)), reserve(4))
     again = apply_command(first.row, reserve(9, partial=True), TOPOLOGY)
-    assert again.reply == first.reply
-    assert stock(again.row).reserved == 4
+    reply = reply_of(again)
+    assert reply.status is ReplyStatus.KEY_REUSED
+    assert reply.fingerprint == reply_of(first).fingerprint
+    assert (reply.channel, reply.requested) == ("web", 4)  # the first request, named
+    assert "used for another request (RESERVE 4 for web, answered HELD)" in reply.reason
+    assert again.applied is False
+    assert again.row == first.row
+    # and the very same request is still answered as it was first
+    assert apply_command(again.row, reserve(4), TOPOLOGY).reply == first.reply
 
 
 def test_new_request_for_an_existing_reservation_reports_the_hold() -> None:
@@ -360,8 +386,10 @@ def test_confirm_turns_the_hold_into_an_order_line_that_keeps_its_units() -> Non
     reply = reply_of(result)
     assert reply.status is ReplyStatus.CONFIRMED
     assert (reply.channel, reply.location, reply.quantity) == ("web", "dc-1", 4)
-    # the hold is gone, the units stay reserved, so no channel quantity moves
-    assert result.row.holds == {}
+    # the hold is now an order line: it stays, never expires, its units stay reserved, so
+    # no channel quantity moves
+    assert result.row.holds["res-1"].status is HoldStatus.CONFIRMED
+    assert expired_holds(result.row, 10**12) == []
     assert stock(result.row).reserved == 4
     assert projections(result) == {}
     assert channel_atp(result.row, TOPOLOGY, "web") == 6
@@ -414,7 +442,7 @@ def test_expire_written_before_an_extension_took_effect_keeps_the_hold() -> None
     # then the hold lives on
     assert reply_of(result).status is ReplyStatus.HELD
     assert (reply_of(result).reason, reply_of(result).expires_at) == ("extended", 2_500)
-    assert result.row.holds["res-1"] == Hold("web", "dc-1", 4, 2_500)
+    assert result.row.holds["res-1"] == Hold("web", "dc-1", 4, 2_500, {"dc-1": 4})
     assert stock(result.row).reserved == 4
     assert projections(result) == {}
 
@@ -460,11 +488,53 @@ def test_command_on_an_ended_reservation_is_not_found(kind: str) -> None:
     assert stock(result.row).reserved == 0
 
 
-def test_release_of_a_confirmed_order_is_not_found_and_keeps_the_order_line() -> None:
+@pytest.mark.parametrize(
+    ("kind", "fix"),
+    [
+        ("RELEASE", "it is a confirmed order line: cancel it instead"),
+        ("EXTEND", "it is a confirmed order line, which does not expire"),
+    ],
+)
+def test_release_or_extend_of_a_confirmed_order_line_is_the_wrong_state(
+    kind: str, fix: str
+) -> None:
     row = run(stocked(("dc-1", 10)), reserve(4), command("CONFIRM", "res-1")).row
-    result = apply_command(row, command("RELEASE", "res-1"), TOPOLOGY)
-    assert reply_of(result).status is ReplyStatus.NOT_FOUND
+    result = apply_command(row, command(kind, "res-1", ttl=1_000), TOPOLOGY)
+    assert reply_of(result).status is ReplyStatus.WRONG_STATE
+    assert reply_of(result).reason == f"cannot {kind.lower()} reservation 'res-1': {fix}"
+    assert result.row.holds == row.holds
     assert stock(result.row).reserved == 4
+
+
+def test_cancel_of_a_held_reservation_is_the_wrong_state() -> None:
+    row = run(stocked(("dc-1", 10)), reserve(4)).row
+    result = apply_command(row, command("CANCEL", "res-1"), TOPOLOGY)
+    assert reply_of(result).status is ReplyStatus.WRONG_STATE
+    assert "release it instead" in reply_of(result).reason
+    assert stock(result.row).reserved == 4
+
+
+def test_cancel_of_a_confirmed_order_line_gives_its_units_back() -> None:
+    row = run(stocked(("dc-1", 6), ("store-1", 3)), reserve(8), command("CONFIRM", "res-1")).row
+    result = apply_command(row, command("CANCEL", "res-1"), TOPOLOGY)
+    reply = reply_of(result)
+    assert reply.status is ReplyStatus.CANCELLED
+    assert (reply.quantity, reply.lines) == (8, {"dc-1": 6, "store-1": 2})
+    assert result.row.holds == {}
+    assert (stock(result.row, "dc-1").reserved, stock(result.row, "store-1").reserved) == (0, 0)
+    assert projections(result) == {"web": 9, "marketplace": 5, "pos-store-1": 3}
+    # and a second cancel (a new request) finds nothing to cancel
+    again = apply_command(result.row, command("CANCEL", "res-1", request_id="c2"), TOPOLOGY)
+    assert reply_of(again).status is ReplyStatus.NOT_FOUND
+
+
+def test_confirm_and_expire_of_a_confirmed_order_line_change_nothing() -> None:
+    row = run(stocked(("dc-1", 10)), reserve(4, ttl=1_000), command("CONFIRM", "res-1")).row
+    for kind in ("CONFIRM", "EXPIRE"):
+        result = apply_command(row, command(kind, "res-1", request_id=kind, at=5_000), TOPOLOGY)
+        assert reply_of(result).status is ReplyStatus.CONFIRMED
+        assert result.row.holds == row.holds
+        assert stock(result.row).reserved == 4
 
 
 # --- bookkeeping --------------------------------------------------------------------------
