@@ -5,6 +5,7 @@ GET    /v1/reservations/{id}            the hold, or how it ended
 DELETE /v1/reservations/{id}            release it
 POST   /v1/reservations/{id}/confirm    it becomes an order line (units stay reserved)
 POST   /v1/reservations/{id}/extend     {"ttl_seconds": n}
+POST   /v1/reservations/{id}/cancel     a confirmed order line, before it is fulfilled
 
 With API keys, a channel key reserves for its own channel only and sees and acts on its own
 channel's reservations only (403 otherwise); an operator key ("*") may do anything.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -37,7 +38,12 @@ from stocksync.domain.reservations import (
 )
 from stocksync.domain.state import Hold, SkuRow
 from stocksync.domain.topology import Topology
-from stocksync.service.reservations import ReservationDesk, decide, held_reservation
+from stocksync.service.reservations import (
+    ReservationDesk,
+    UnknownSku,
+    decide,
+    held_reservation,
+)
 
 DEFAULT_TTL_SECONDS = 900
 MAX_TTL_SECONDS = 7 * 24 * 3600
@@ -60,12 +66,14 @@ class ReservationService(ReservationDesk, Protocol):
 class ReserveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # string limits are the worker's (stocksync.domain.limits): a 400 here, not a dead letter
-    channel: str = Field(min_length=1, max_length=CHANNEL_MAX)
-    sku: str = Field(min_length=1, max_length=SKU_MAX)
-    quantity: int = Field(gt=0, le=1_000_000)
-    location: str | None = Field(default=None, max_length=LOCATION_MAX)
-    ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, gt=0, le=MAX_TTL_SECONDS)
-    allow_partial: bool = False
+    # strict: "2", 2.0 and true are not a quantity (a 400 naming the field), whatever a
+    # lenient parser would make of them
+    channel: str = Field(min_length=1, max_length=CHANNEL_MAX, strict=True)
+    sku: str = Field(min_length=1, max_length=SKU_MAX, strict=True)
+    quantity: int = Field(gt=0, le=1_000_000, strict=True)
+    location: str | None = Field(default=None, max_length=LOCATION_MAX, strict=True)
+    ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, gt=0, le=MAX_TTL_SECONDS, strict=True)
+    allow_partial: bool = Field(default=False, strict=True)
 
 
 def check_place(topology: Topology, channel: str, location: str | None) -> web.Response | None:
@@ -96,12 +104,13 @@ def check_place(topology: Topology, channel: str, location: str | None) -> web.R
 
 class ExtendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ttl_seconds: int = Field(gt=0, le=MAX_TTL_SECONDS)
+    ttl_seconds: int = Field(gt=0, le=MAX_TTL_SECONDS, strict=True)
 
 
-# The one field of the reply the body leaves out: the command's kind, which the route called
-# already names (the body has never carried it).
-REPLY_FIELDS_NOT_IN_BODY = frozenset({"kind"})
+# The fields of the reply the body leaves out: the command's kind, which the route called
+# already names (the body has never carried it), and the request's fingerprint (a digest the
+# worker compares, of no use to a caller).
+REPLY_FIELDS_NOT_IN_BODY = frozenset({"kind", "fingerprint"})
 # The body's identifying fields come first, as it has always been laid out; the others follow
 # in the reply's order.
 _BODY_LEADS = ("reservation_id", "request_id", "status", "sku")
@@ -111,6 +120,7 @@ def reply_body(reply: ReservationReply) -> dict[str, Any]:
     """The reply as the HTTP API answers it: every field of the record (so a field added to the
     reply is answered too), save REPLY_FIELDS_NOT_IN_BODY; enums as their lower-case values."""
     fields = asdict(reply)
+    fields["lines"] = lines_body(reply.lines)
     ordered = {name: fields.pop(name) for name in _BODY_LEADS} | fields
     return {
         # the API spells enum values in lower case ("status": "held")
@@ -118,6 +128,11 @@ def reply_body(reply: ReservationReply) -> dict[str, Any]:
         for name, value in ordered.items()
         if name not in REPLY_FIELDS_NOT_IN_BODY
     }
+
+
+def lines_body(lines: Mapping[str, int]) -> list[dict[str, Any]]:
+    """A hold's lines as the API shows them: in the order the sourcing rule took them."""
+    return [{"location": location, "quantity": units} for location, units in lines.items()]
 
 
 def _now_ms() -> int:
@@ -133,6 +148,7 @@ _OUTCOME_OF_STATUS = {
     404: "not_found",
     409: "conflict",
     413: "invalid",
+    422: "key_reused",
     504: "timeout",
 }
 
@@ -143,7 +159,23 @@ def outcome_of(action: str, status: int) -> str:
     return _OUTCOME_OF_STATUS.get(status, "rejected" if status < 500 else "error")
 
 
+def _key_reused(reply: ReservationReply) -> web.Response:
+    return error(
+        422,
+        "idempotency_key_reused",
+        reply.reason,
+        request_id=reply.request_id,
+        original={
+            "channel": reply.channel,
+            "quantity": reply.requested or reply.quantity,
+            "location": reply.location,
+        },
+    )
+
+
 def _reserve_answer(reply: ReservationReply) -> web.Response:
+    if reply.status is ReplyStatus.KEY_REUSED:
+        return _key_reused(reply)
     if reply.status is ReplyStatus.HELD:
         return json_response(reply_body(reply), 201)
     if reply.status is ReplyStatus.REJECTED:
@@ -154,14 +186,16 @@ def _reserve_answer(reply: ReservationReply) -> web.Response:
 
 
 def _held_view(reservation_id: str, sku: str, hold: Hold) -> dict[str, Any]:
+    """A reservation still in the row: held, or confirmed (an open order line)."""
     return {
         "reservation_id": reservation_id,
-        "status": "held",
+        "status": hold.status.value.lower(),
         "sku": sku,
         "channel": hold.channel,
         "location": hold.location,
         "quantity": hold.quantity,
         "expires_at": hold.expires_at,
+        "lines": lines_body(hold.allocation()),
     }
 
 
@@ -219,8 +253,23 @@ class ReservationRoutes:
             self.on_outcome(action, outcome_of(action, response.status))
         return response
 
-    async def decided(self, command: ReservationCommand) -> web.Response | ReservationReply:
-        reply = await decide(self.service, command, self.timeout)
+    async def decided(
+        self, command: ReservationCommand, owner: bool = False
+    ) -> web.Response | ReservationReply:
+        """The answer to the command; `owner`: this worker owns the SKU, so its rows say
+        whether the SKU exists."""
+        try:
+            reply = await decide(
+                self.service, command, self.timeout, self.service if owner else None
+            )
+        except UnknownSku:
+            return error(
+                404,
+                "unknown_sku",
+                f"no SKU {command.sku!r}: no stock event has named it, so there is nothing to "
+                f"reserve",
+                sku=command.sku,
+            )
         if reply is None:
             return error(
                 504,
@@ -249,6 +298,7 @@ class ReservationRoutes:
             return key
         if (forwarded := await self._at_owner(request, body.sku)) is not None:
             return forwarded
+        owner = self.router is None or self.router.owner_for(request, body.sku) is None
         outcome = await self.decided(
             ReservationCommand(
                 request_id=key,
@@ -261,7 +311,8 @@ class ReservationRoutes:
                 location=body.location,
                 ttl_ms=body.ttl_seconds * 1000,
                 allow_partial=body.allow_partial,
-            )
+            ),
+            owner,
         )
         if isinstance(outcome, web.Response):
             return outcome
@@ -309,6 +360,9 @@ class ReservationRoutes:
     async def confirm(self, request: web.Request) -> web.Response:
         return await self.act(request, CommandKind.CONFIRM)
 
+    async def cancel(self, request: web.Request) -> web.Response:
+        return await self.act(request, CommandKind.CANCEL)
+
     async def extend(self, request: web.Request) -> web.Response:
         try:
             body = ExtendRequest.model_validate_json(await request.read())
@@ -350,6 +404,10 @@ class ReservationRoutes:
                 f"reservation {reservation_id!r} is not held any more",
                 **reply_body(outcome),
             )
+        if outcome.status is ReplyStatus.WRONG_STATE:
+            return error(409, "invalid_transition", outcome.reason, **reply_body(outcome))
+        if outcome.status is ReplyStatus.KEY_REUSED:
+            return _key_reused(outcome)
         return json_response(reply_body(outcome))
 
 
@@ -366,3 +424,4 @@ def add_reservation_routes(
     app.router.add_delete("/v1/reservations/{id}", routes.release)
     app.router.add_post("/v1/reservations/{id}/confirm", routes.confirm)
     app.router.add_post("/v1/reservations/{id}/extend", routes.extend)
+    app.router.add_post("/v1/reservations/{id}/cancel", routes.cancel)

@@ -11,8 +11,8 @@ The compiled function only takes the plain path: every field present, each value
 its schema names. On anything else (a missing field, a float for a long, a bool in a union, a
 string that is not UTF-8, ...) it gives up and hands the whole record to the fallback, which is
 fastavro's writer: what it writes or raises is then fastavro's own answer. A schema with a type
-outside what is compiled (records of null-free primitives, enums, maps of longs and two-branch unions with
-null) is refused with Unsupported, and its caller keeps fastavro.
+outside what is compiled (records of null-free primitives, enums, maps of longs and two-branch
+unions with null) is refused with Unsupported, and its caller keeps fastavro.
 
 `compile_object_writer` is the same writer reading each field from an attribute of a record
 object (codec/records.py binds schemas to domain records), so no dict is built per record.

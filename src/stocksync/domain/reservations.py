@@ -333,9 +333,9 @@ _MOVES_UNITS = frozenset(
 )
 
 
-def key_reused(cmd: ReservationCommand, first: Answer) -> ReservationReply:
-    """The answer to a request whose id was first used for another request: nothing decided,
-    the first request named."""
+def key_reused(cmd: ReservationCommand, first: Answer, first_sku: str) -> ReservationReply:
+    """The answer to a request whose id was first used for another request (on `first_sku`):
+    nothing decided, the first request named."""
     return _reply(
         cmd,
         ReplyStatus.KEY_REUSED,
@@ -345,8 +345,9 @@ def key_reused(cmd: ReservationCommand, first: Answer) -> ReservationReply:
         requested=first.requested,
         reason=(
             f"request id {cmd.request_id!r} was used for another request ({first.kind.value} "
-            f"{first.requested or first.quantity} for {first.channel or 'its channel'}, "
-            f"answered {first.status.value}); use a new key for a new request"
+            f"{first.requested or first.quantity} of {first_sku} for "
+            f"{first.channel or 'its channel'}, answered {first.status.value}); use a new key "
+            f"for a new request"
         ),
         fingerprint=first.fingerprint,
     )
@@ -369,7 +370,7 @@ def apply_command(
     answered = row.answers.get(cmd.request_id)
     if answered is not None:
         if answered.fingerprint and answered.fingerprint != fingerprint:
-            return CommandResult(row, key_reused(cmd, answered), (), False)
+            return CommandResult(row, key_reused(cmd, answered, row.sku), (), False)
         return CommandResult(row, ReservationReply.of(answered, cmd.request_id, cmd.sku), (), False)
     if 0 <= offset <= row.command_offset:
         return CommandResult(row, None, (), False)

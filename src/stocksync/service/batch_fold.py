@@ -50,7 +50,16 @@ log = structlog.get_logger("stocksync.fold")
 # reservation index keys, for lookups by id (GET /v1/reservations/{id}); never for deciding
 ANSWER_PREFIX = b"answer:"
 ENDED_PREFIX = b"ended:"
-ENDED = frozenset({ReplyStatus.CONFIRMED, ReplyStatus.RELEASED, ReplyStatus.EXPIRED})
+# CONFIRMED too: rows written before confirmed holds stayed in the row know them only there
+ENDED = frozenset(
+    {
+        ReplyStatus.CONFIRMED,
+        ReplyStatus.RELEASED,
+        ReplyStatus.EXPIRED,
+        ReplyStatus.CANCELLED,
+        ReplyStatus.FULFILLED,
+    }
+)
 HOLDING = frozenset({ReplyStatus.HELD, ReplyStatus.EXTENDED})
 # Every record the worker writes stays under Kafka's default max.message.bytes (1,048,588)
 MAX_RECORD_BYTES = 1_000_000
@@ -169,11 +178,12 @@ def _fold_command(
     if reply is None:
         return  # a redelivery whose answer the row has forgotten
     encoded = encode_reply(reply)
-    # Written again for a retry or a redelivery too: the index's changelog records may have
-    # died with the old process (the row's are repaired by the rewrite).
-    state.answers[ANSWER_PREFIX + command.request_id.encode()] = encoded
-    if reply.status in ENDED:
-        state.answers[ENDED_PREFIX + reply.reservation_id.encode()] = encoded
+    if reply.status is not ReplyStatus.KEY_REUSED:  # (the index keeps the first request's)
+        # Written again for a retry or a redelivery too: the index's changelog records may
+        # have died with the old process (the row's are repaired by the rewrite).
+        state.answers[ANSWER_PREFIX + command.request_id.encode()] = encoded
+        if reply.status in ENDED:
+            state.answers[ENDED_PREFIX + reply.reservation_id.encode()] = encoded
     if result.applied:
         state.dirty = True
         ctx.counters["commands"] += 1

@@ -31,12 +31,12 @@ from stocksync.domain.reservations import (
     ReservationReply,
     apply_command,
 )
-from stocksync.domain.state import SkuRow
+from stocksync.domain.state import HoldStatus, SkuRow
 from stocksync.domain.topology import Topology
+from stocksync.service.batch_fold import ENDED
 from stocksync.service.history import HistoryPage
 
 TIMEOUT = 0.5
-ENDED = (ReplyStatus.CONFIRMED, ReplyStatus.RELEASED, ReplyStatus.EXPIRED)
 
 
 class DomainReservations:
@@ -99,7 +99,7 @@ class DomainReservations:
 
 
 def stocked_service(**kwargs: Any) -> DomainReservations:
-    # dc-1: 30, store-1: 5 -> web sees 35, at most 30 at one location
+    # dc-1: 30, store-1: 5 -> web sees 35
     row, _ = fold(
         ev(K.RECEIVED, 30, loc="dc-1", sku=SKU, at=1000),
         ev(K.RECEIVED, 5, loc="store-1", sku=SKU, at=2000),
@@ -154,8 +154,9 @@ def test_reserve_that_fits_is_201_with_the_hold() -> None:
         "location": "dc-1",
         "quantity": 4,
         "requested": 4,
-        "available": 30,
+        "available": 35,
         "reason": "",
+        "lines": [{"location": "dc-1", "quantity": 4}],
     }
     assert reserved(service) == 4
 
@@ -173,14 +174,26 @@ def test_reserve_uses_the_requested_location_partial_flag_and_default_ttl() -> N
 
 def test_reserve_beyond_atp_is_409_with_what_was_available() -> None:
     service = stocked_service()
-    status, body = post_reserve(service, quantity=31)
+    status, body = post_reserve(service, quantity=36)
     assert status == 409
     assert body["error"] == "insufficient_stock"
     assert body["status"] == "rejected"
-    assert (body["available"], body["requested"], body["quantity"]) == (30, 31, 0)
+    assert (body["available"], body["requested"], body["quantity"]) == (35, 36, 0)
     assert body["message"] == body["reason"]
-    assert "30 available to web" in body["message"]
+    assert body["message"] == "35 available to web, 36 requested"
     assert reserved(service) == 0
+
+
+def test_reserving_the_whole_published_quantity_takes_lines_at_both_locations() -> None:
+    service = stocked_service()
+    status, body = post_reserve(service, quantity=35)
+    assert status == 201
+    assert body["lines"] == [
+        {"location": "dc-1", "quantity": 30},
+        {"location": "store-1", "quantity": 5},
+    ]
+    status, shown = call(service, "GET", "/v1/reservations/order-1")
+    assert (status, shown["lines"]) == (200, body["lines"])
 
 
 def test_reserve_at_a_location_that_does_not_serve_the_channel_is_400_naming_those_that_do() -> (
@@ -307,6 +320,7 @@ def test_get_shows_a_held_reservation() -> None:
         "location": "dc-1",
         "quantity": 4,
         "expires_at": held["expires_at"],
+        "lines": [{"location": "dc-1", "quantity": 4}],
     }
 
 
@@ -343,7 +357,7 @@ def test_confirm_is_200_and_the_units_stay_reserved() -> None:
     assert body["quantity"] == 4
     assert reserved(service) == 4
     row = service.row(SKU)
-    assert row is not None and row.holds == {}
+    assert row is not None and row.holds["order-1"].status is HoldStatus.CONFIRMED
     assert call(service, "GET", "/v1/reservations/order-1")[1]["status"] == "confirmed"
 
 
@@ -393,7 +407,32 @@ def test_releasing_a_confirmed_reservation_is_409_and_keeps_the_order_line() -> 
     post_reserve(service, "order-1", quantity=4)
     call(service, "POST", "/v1/reservations/order-1/confirm")
     status, body = call(service, "DELETE", "/v1/reservations/order-1")
-    assert (status, body["error"]) == (409, "not_held")
+    assert (status, body["error"]) == (409, "invalid_transition")
+    assert body["message"] == (
+        "cannot release reservation 'order-1': it is a confirmed order line: cancel it instead"
+    )
+    assert reserved(service) == 4
+
+
+def test_cancelling_a_confirmed_order_line_gives_the_units_back_once() -> None:
+    service = stocked_service()
+    post_reserve(service, "order-1", quantity=4)
+    call(service, "POST", "/v1/reservations/order-1/confirm")
+    status, body = call(service, "POST", "/v1/reservations/order-1/cancel")
+    assert (status, body["status"], body["quantity"]) == (200, "cancelled", 4)
+    assert reserved(service) == 0
+    # a second cancel is a retry of the first: the same answer, nothing given back twice
+    assert call(service, "POST", "/v1/reservations/order-1/cancel") == (status, body)
+    assert reserved(service) == 0
+    assert call(service, "GET", "/v1/reservations/order-1")[1]["status"] == "cancelled"
+
+
+def test_cancelling_a_held_reservation_is_409_naming_release() -> None:
+    service = stocked_service()
+    post_reserve(service, "order-1", quantity=4)
+    status, body = call(service, "POST", "/v1/reservations/order-1/cancel")
+    assert (status, body["error"]) == (409, "invalid_transition")
+    assert "release it instead" in body["message"]
     assert reserved(service) == 4
 
 
@@ -445,11 +484,11 @@ def test_get_shows_how_a_reservation_ended_on_a_busy_sku() -> None:
     assert (status, body.get("status")) == (200, "released")
 
 
-def test_a_refused_reservation_does_not_make_an_unknown_sku_known() -> None:
-    # given no event was ever applied for a SKU, and a reservation on it was refused
+def test_a_reservation_for_an_unknown_sku_is_404_and_leaves_it_unknown() -> None:
+    # given no event was ever applied for a SKU, and a reservation on it was asked for
     service = stocked_service()
-    status, _ = post_reserve(service, sku="NEVER-STOCKED", quantity=1)
-    assert status == 409
+    status, body = post_reserve(service, sku="NEVER-STOCKED", quantity=1)
+    assert (status, body["error"], body["sku"]) == (404, "unknown_sku", "NEVER-STOCKED")
     # then the ATP API still says the SKU is unknown, alone and in a batch
     status, body = call(service, "GET", "/v1/atp/NEVER-STOCKED")
     assert (status, body["error"]) == (404, "unknown_sku")
@@ -470,17 +509,20 @@ FULL_REPLY = ReservationReply(
     requested=4,
     available=2,
     expires_at=1_700_000_060_000,
-    reason="2 available to web at one location, 4 requested",
+    reason="2 available to web, 4 requested",
     request_id="order-1:retry",
     sku=SKU,
+    lines={"dc-1": 1},
+    fingerprint="0123456789abcdef",
 )
 
 
 def test_every_field_of_the_reply_is_in_the_http_body() -> None:
     body = reply_body(FULL_REPLY)
-    # the command's kind is the one field left out (the route names it)
-    assert sorted(REPLY_FIELDS_NOT_IN_BODY) == ["kind"]
+    # the command's kind (the route names it) and the fingerprint (internal) are left out
+    assert sorted(REPLY_FIELDS_NOT_IN_BODY) == ["fingerprint", "kind"]
     assert set(body) == set(ReservationReply.__struct_fields__) - REPLY_FIELDS_NOT_IN_BODY
+    assert body.pop("lines") == [{"location": "dc-1", "quantity": 1}]
     for name in body:
         value = getattr(FULL_REPLY, name)
         assert body[name] == (value.lower() if isinstance(value, StrEnum) else value), name
@@ -501,5 +543,44 @@ def test_the_reply_body_is_laid_out_as_it_always_was() -> None:
         '{"reservation_id":"order-1","request_id":"order-1:retry","status":"rejected",'
         f'"sku":"{SKU}","channel":"web","location":"dc-1","quantity":1,"requested":4,'
         '"available":2,"expires_at":1700000060000,'
-        '"reason":"2 available to web at one location, 4 requested"}'
+        '"reason":"2 available to web, 4 requested",'
+        '"lines":[{"location":"dc-1","quantity":1}]}'
     )
+
+
+# --- idempotency keys and strict numbers --------------------------------------------------
+
+
+def test_an_idempotency_key_reused_with_another_body_is_422_and_holds_nothing_more() -> None:
+    service = stocked_service()
+    first = post_reserve(service, "k2", quantity=1)
+    assert first[0] == 201
+    for other in ({"quantity": 7}, {"quantity": 1, "ttl_seconds": 30}):
+        status, body = post_reserve(service, "k2", **other)
+        assert (status, body["error"]) == (422, "idempotency_key_reused")
+        assert body["original"] == {"channel": "web", "quantity": 1, "location": "dc-1"}
+        assert "use a new key for a new request" in body["message"]
+    assert reserved(service) == 1
+    # the same body is still answered with the first result
+    assert post_reserve(service, "k2", quantity=1) == first
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("quantity", "2"),
+        ("quantity", 2.0),
+        ("quantity", True),
+        ("ttl_seconds", "60"),
+        ("allow_partial", "yes"),
+        ("sku", 12),
+    ],
+)
+def test_a_number_or_flag_of_the_wrong_json_type_is_400_naming_the_field(
+    field: str, value: object
+) -> None:
+    service = stocked_service()
+    status, body = post_reserve(service, **{field: value})
+    assert (status, body["error"]) == (400, "invalid_request")
+    assert body["message"].startswith(f"{field}: ")
+    assert reserved(service) == 0

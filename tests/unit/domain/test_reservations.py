@@ -354,7 +354,7 @@ def test_a_request_id_used_again_with_another_body_is_key_reused_and_holds_nothi
     assert reply.status is ReplyStatus.KEY_REUSED
     assert reply.fingerprint == reply_of(first).fingerprint
     assert (reply.channel, reply.requested) == ("web", 4)  # the first request, named
-    assert "used for another request (RESERVE 4 for web, answered HELD)" in reply.reason
+    assert "used for another request (RESERVE 4 of SKU-1 for web, answered HELD)" in reply.reason
     assert again.applied is False
     assert again.row == first.row
     # and the very same request is still answered as it was first

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import pytest
 from builders import SKU, TOPOLOGY, ev, reserve, stock
 from builders import command as reservation_command
 
@@ -18,7 +19,7 @@ from stocksync.domain.reservations import (
     apply_command,
 )
 from stocksync.service.queries import TableQueries
-from stocksync.service.reservations import decide, held_reservation, recorded_answer
+from stocksync.service.reservations import decide, held_reservation
 
 from .support import PARTITIONS, InputLog, Tables, replies
 
@@ -85,24 +86,24 @@ def test_a_retry_is_answered_from_the_index_and_not_sent_again() -> None:
 
 
 def test_a_retry_older_than_the_rows_memory_takes_no_second_hold() -> None:
-    # given order-1 was held and confirmed, then the SKU decided MAX_ANSWERS other requests
+    # given order-1 was held and released, then the SKU decided MAX_ANSWERS other requests
     desk = stocked_desk()
     held = decided(desk, reserve(3, "order-1"))
-    decided(desk, reservation_command("CONFIRM", "order-1"))
+    decided(desk, reservation_command("RELEASE", "order-1"))
     for i in range(MAX_ANSWERS):
         decided(desk, reserve(99, f"refused-{i}"))
     row = desk.tables.row()
     assert "order-1" not in row.answers
     retry = reserve(3, "order-1")
     # (the owner, deciding it again, would take a second hold)
-    assert stock(apply_command(row, retry, TOPOLOGY).row).reserved == 6
+    assert stock(apply_command(row, retry, TOPOLOGY).row).reserved == 3
     sent = len(desk.sent)
     # when the client retries order-1
     reply = decided(desk, retry)
-    # then it gets the first answer from the index; nothing is sent, nothing more is held
+    # then it gets the first answer from the index; nothing is sent, nothing is held again
     assert reply == held
     assert len(desk.sent) == sent
-    assert stock(desk.tables.row()).reserved == 3
+    assert stock(desk.tables.row()).reserved == 0
 
 
 def test_a_lost_reply_is_none_and_the_retry_gets_the_decision_without_deciding_again() -> None:
@@ -117,15 +118,27 @@ def test_a_lost_reply_is_none_and_the_retry_gets_the_decision_without_deciding_a
     assert stock(desk.tables.row()).reserved == 4
 
 
-def test_a_request_id_reused_for_another_sku_or_action_is_not_a_retry() -> None:
+@pytest.mark.parametrize(
+    "other",
+    [
+        reserve(1, "order-1", sku="SKU-B"),  # another SKU
+        reserve(7, "order-1"),  # another quantity
+        reservation_command("RELEASE", "order-1", request_id="order-1"),  # another action
+    ],
+    ids=["sku", "quantity", "action"],
+)
+def test_a_request_id_reused_for_another_request_is_key_reused_and_not_sent(
+    other: ReservationCommand,
+) -> None:
     desk = stocked_desk()
-    decided(desk, reserve(3, "order-1"))
-    other_sku = reserve(1, "order-1", sku="SKU-B")
-    other_kind = reservation_command("RELEASE", "order-1", request_id="order-1")
-    assert recorded_answer(desk, other_sku) is None
-    assert recorded_answer(desk, other_kind) is None
-    decided(desk, other_sku)
-    assert [c.sku for c in desk.sent] == [SKU, "SKU-B"]
+    first = decided(desk, reserve(3, "order-1"))
+    assert first is not None
+    reply = decided(desk, other)
+    assert reply is not None and reply.status is ReplyStatus.KEY_REUSED
+    assert f"(RESERVE 3 of {SKU} for web, answered HELD)" in reply.reason
+    assert [c.sku for c in desk.sent] == [SKU]
+    # and the first request is still answered as it was
+    assert decided(desk, reserve(3, "order-1")) == first
 
 
 def test_only_a_granted_reservation_is_found_by_its_id() -> None:
