@@ -580,7 +580,8 @@ def test_a_number_or_flag_of_the_wrong_json_type_is_400_naming_the_field(
     field: str, value: object
 ) -> None:
     service = stocked_service()
-    status, body = post_reserve(service, **{field: value})
+    wrong: dict[str, Any] = {field: value}
+    status, body = post_reserve(service, "order-1", **wrong)
     assert (status, body["error"]) == (400, "invalid_request")
     assert body["message"].startswith(f"{field}: ")
     assert reserved(service) == 0
