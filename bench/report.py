@@ -272,6 +272,10 @@ def other_rows(results: Path = RESULTS) -> list[str]:
                 for s in http[name]["steps"]
             )
             lines.append(f"- HTTP lookup, {label}: {steps}.")
+    for name, when in (("reservation_latency", ""), ("reservation_latency.before", "before, ")):
+        reservations = load(name, results)
+        if reservations:
+            lines.append(reservation_line(reservations, when))
     day = load("retail_day", results)
     if day:
         lines.append(
@@ -287,6 +291,25 @@ def other_rows(results: Path = RESULTS) -> list[str]:
             f"{cells}."
         )
     return lines
+
+
+def reservation_line(result: dict[str, Any], when: str) -> str:
+    """POST /v1/reservations -> 201 as the client sees it (bench.reservation_latency)."""
+
+    def cell(run: dict[str, Any]) -> str:
+        return (
+            f"p50 {run['p50_ms']} / p90 {run['p90_ms']} / p99 {run['p99_ms']} / "
+            f"max {run['max_ms']} ms, {run['requests_per_s']:,}/s"
+        )
+
+    commit = result.get("machine", {}).get("commit", "?")
+    seq, conc, release = result["sequential"], result["concurrent"], result["release_sequential"]
+    return (
+        f"- Reservation round trip (`python -m bench.reservation_latency`, {when}{commit}, "
+        f"{seq['requests']:,} one-unit holds per run on {result['skus']:,} SKUs): one client "
+        f"{cell(seq)}; {conc['concurrency']} clients {cell(conc)}; release (DELETE), one client "
+        f"p50 {release['p50_ms']} / p99 {release['p99_ms']} ms."
+    )
 
 
 def fold_micro_line(fold: dict[str, Any]) -> str:

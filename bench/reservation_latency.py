@@ -19,6 +19,9 @@ end of each run is kept with the figures.
 
     .venv/bin/python -m bench.reservation_latency [--reservations 2000 --concurrency 8]
     .venv/bin/python -m bench.reservation_latency --label before  # reservation_latency.before.json
+
+Worker CPU per request is the worker's user+sys CPU over a run divided by its requests, so it
+includes the worker's idle polling (measured alone before the runs: worker_idle_cpu_share).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ TTL_SECONDS = 3600  # no hold expires during a run
 REQUEST_TIMEOUT_S = 30.0
 VISIBLE_TIMEOUT_S = 120.0
 BATCH_MAX = 1000  # SKUs per POST /v1/atp/batch
+IDLE_SECONDS = 3.0  # the worker's CPU while nothing is asked, measured before the runs
 CLIENT_ERROR = 599  # no HTTP answer (connection refused or reset, client timeout)
 
 
@@ -189,6 +193,7 @@ def figures(timed: Timed, expected: int, cpu_s: float) -> dict[str, Any]:
         "expected_status": expected,
         "statuses": {str(status): n for status, n in sorted(statuses.items())},
         "unexpected": len(ms) - statuses[expected],
+        "min_ms": round(ms[0], 2) if ms else float("nan"),
         "p50_ms": round(percentile(ms, 50), 2),
         "p90_ms": round(percentile(ms, 90), 2),
         "p99_ms": round(percentile(ms, 99), 2),
@@ -196,14 +201,17 @@ def figures(timed: Timed, expected: int, cpu_s: float) -> dict[str, Any]:
         "mean_ms": round(sum(ms) / len(ms), 2) if ms else float("nan"),
         "seconds": round(timed.seconds, 3),
         "requests_per_s": round(len(ms) / timed.seconds, 1) if timed.seconds else 0.0,
+        # the worker's CPU (user+sys) over the run, idle polling included
         "worker_cpu_ms_per_request": round(cpu_s * 1000 / len(ms), 3) if ms else float("nan"),
+        "worker_cpu_share": round(cpu_s / timed.seconds, 3) if timed.seconds else 0.0,
     }
 
 
 def show(name: str, result: dict[str, Any]) -> None:
     odd = f"  UNEXPECTED {result['unexpected']:,}: {result['statuses']}"
     print(
-        f"{name:<24} n {result['requests']:>6,}  p50 {result['p50_ms']:>7.2f}  "
+        f"{name:<24} n {result['requests']:>6,}  min {result['min_ms']:>6.2f}  "
+        f"p50 {result['p50_ms']:>7.2f}  "
         f"p90 {result['p90_ms']:>7.2f}  p99 {result['p99_ms']:>7.2f}  "
         f"max {result['max_ms']:>8.2f} ms  {result['requests_per_s']:>7,.1f}/s  "
         f"worker CPU {result['worker_cpu_ms_per_request']:.2f} ms/req  "
@@ -253,6 +261,12 @@ def run(args: argparse.Namespace, worker: WorkerProcess) -> dict[str, Any]:
         f"web ATP >= {least_atp:,}"
     )
 
+    assert worker.process is not None
+    cpu = cpu_seconds(worker.process.pid)
+    time.sleep(IDLE_SECONDS)
+    idle_share = (cpu_seconds(worker.process.pid) - cpu) / IDLE_SECONDS
+    print(f"worker idle: {idle_share:.3f} of a core")
+
     rng = random.Random(args.seed)
     tag = uuid.uuid4().hex[:8]
     measure(
@@ -286,6 +300,7 @@ def run(args: argparse.Namespace, worker: WorkerProcess) -> dict[str, Any]:
         "skus": len(skus),
         "locations": locations,
         "web_atp_at_least": least_atp,
+        "worker_idle_cpu_share": round(idle_share, 3),
         "sequential": sequential,
         "release_sequential": release,
         "concurrent": concurrent,

@@ -102,9 +102,9 @@ class RecentAlerts:
 
 
 def is_critical(alert: Mapping[str, Any]) -> bool:
-    """Oversell and drift alerts: the ones an operator acts on."""
+    """Oversell, drift and unknown-location alerts: the ones an operator acts on."""
     kind = str(alert.get("type") or "")
-    return kind == "OVERSELL" or "DRIFT" in kind
+    return kind in ("OVERSELL", "UNKNOWN_LOCATION") or "DRIFT" in kind
 
 
 class EventRate:

@@ -42,6 +42,13 @@ WORKER_COUNTERS: dict[str, tuple[str, str]] = {
     ),
     "oversells": ("stocksync_oversells", "Sales applied without stock (OVERSELL alerts)"),
     "alerts": ("stocksync_alerts", "Alerts published (oversell, low/out/back-in stock, ...)"),
+    "unknown_locations": (
+        "stocksync_unknown_locations",
+        (
+            "SKU-locations first seen at a location the topology does not name "
+            "(UNKNOWN_LOCATION alerts): units no channel sells"
+        ),
+    ),
     "commands": (
         "stocksync_reservation_commands_applied",
         "Reservation commands decided by this worker (reserve, release, confirm, extend, expire)",

@@ -13,6 +13,7 @@ from stocksync.domain.effects import (
     CountNotMerged,
     OversellDetected,
     StockLevelCrossed,
+    UnknownLocation,
 )
 
 CHANNEL_ATP_SUBJECT = CHANNEL_ATP.subject
@@ -106,6 +107,21 @@ def alert_of(alert: Alert, revision: int) -> AlertRecord:
             as_of=alert.as_of,
             message=f"count of {alert.sku} at {alert.location} as of {alert.counted_at} not "
             f"merged: {alert.reason}",
+        )
+    if isinstance(alert, UnknownLocation):
+        return AlertRecord(
+            alert_id=f"{alert.sku}:{revision}:UNKNOWN_LOCATION:{alert.location}",
+            type="UNKNOWN_LOCATION",
+            sku=alert.sku,
+            location=alert.location,
+            quantity=alert.quantity,
+            event_id=alert.event_id,
+            source=alert.source,
+            revision=revision,
+            as_of=alert.as_of,
+            message=f"{alert.source} sent {alert.sku} at {alert.location}, a location the "
+            f"topology does not name: its units are kept but no channel sells them; add "
+            f"{alert.location} to the topology (or correct the sender)",
         )
     raise TypeError(f"not an alert: {alert!r}")  # pragma: no cover - Alert is a closed union
 

@@ -58,6 +58,19 @@ class CountNotMerged(Struct, frozen=True):
     as_of: int
 
 
+class UnknownLocation(Struct, frozen=True):
+    """The first event of a SKU at a location the topology does not name. Its units are kept
+    in the row (the log is the truth, and a new store may enter the topology after its first
+    events) but no channel sells them until the topology names the location."""
+
+    sku: str
+    location: str
+    event_id: str
+    source: str
+    quantity: int
+    as_of: int
+
+
 class DuplicateIgnored(Struct, frozen=True):
     sku: str
     event_id: str
@@ -65,7 +78,7 @@ class DuplicateIgnored(Struct, frozen=True):
     source_seq: int
 
 
-Alert = OversellDetected | StockLevelCrossed | CountNotMerged
+Alert = OversellDetected | StockLevelCrossed | CountNotMerged | UnknownLocation
 
 
 class AlertRecord(Struct, frozen=True, kw_only=True):
@@ -73,7 +86,7 @@ class AlertRecord(Struct, frozen=True, kw_only=True):
     field: codec/outputs.py writes one from each Alert, connectors write DRIFT ones."""
 
     alert_id: str  # <sku>:<revision>:<type>:<channel or location>[...]: a re-sent alert repeats it
-    type: str  # OVERSELL, COUNT_NOT_MERGED, a StockLevel, DRIFT
+    type: str  # OVERSELL, COUNT_NOT_MERGED, UNKNOWN_LOCATION, a StockLevel, DRIFT
     sku: str
     channel: str | None = None
     location: str | None = None
@@ -94,6 +107,7 @@ Effect = (
     | OversellDetected
     | StockLevelCrossed
     | CountNotMerged
+    | UnknownLocation
     | DuplicateIgnored
 )
 
@@ -106,4 +120,6 @@ def alert_type(effect: Effect) -> str | None:
         return effect.level.value
     if isinstance(effect, CountNotMerged):
         return "COUNT_NOT_MERGED"
+    if isinstance(effect, UnknownLocation):
+        return "UNKNOWN_LOCATION"
     return None

@@ -31,6 +31,7 @@ from stocksync.domain.effects import (
     OversellDetected,
     StockLevel,
     StockLevelCrossed,
+    UnknownLocation,
 )
 from stocksync.domain.events import (
     RETURN_NOT_RESTOCKABLE,
@@ -169,6 +170,12 @@ def apply_to_locations(
     return out, None
 
 
+def unknown_location(event: InventoryEvent, location: str) -> UnknownLocation:
+    return UnknownLocation(
+        event.sku, location, event.event_id, event.source, event.quantity, event.occurred_at
+    )
+
+
 def dedupe_key(event: InventoryEvent) -> str:
     """Sequences are compared per source and per topic: Kafka orders a source's stock events
     and its sale events each on their own topic, not relative to each other."""
@@ -184,10 +191,21 @@ def apply_event(row: SkuRow | None, event: InventoryEvent, topology: Topology) -
         duplicate = DuplicateIgnored(event.sku, event.event_id, event.source, event.source_seq)
         return FoldResult(row, (duplicate,), applied=False)
 
-    before = row.locations.get(event.location, EMPTY_LOCATION)
+    before = row.locations.get(event.location)
     locations, count_problem = apply_to_locations(row.locations, event)
     after = locations[event.location]
     effects: list[Effect] = [] if count_problem is None else [count_problem]
+    if before is None:
+        before = EMPTY_LOCATION
+        if event.location not in topology.locations:  # (once: the row keeps it from now on)
+            effects.append(unknown_location(event, event.location))
+    counterpart = event.counterpart_location
+    if (
+        counterpart is not None
+        and counterpart not in row.locations
+        and counterpart not in topology.locations
+    ):
+        effects.append(unknown_location(event, counterpart))
     new_shortfall = after.shortfall() - before.shortfall()
     if new_shortfall > 0:
         locations[event.location] = replace(after, oversold=after.oversold + new_shortfall)

@@ -33,6 +33,7 @@ from stocksync.domain.effects import (
     Effect,
     OversellDetected,
     StockLevelCrossed,
+    UnknownLocation,
     alert_type,
 )
 from stocksync.domain.events import InventoryEvent
@@ -66,7 +67,15 @@ MAX_RECORD_BYTES = 1_000_000
 MAX_REASON_CHARS = 2_000
 MAX_DEAD_LETTER_KEY = 1_024  # bytes of an oversized input's key kept in its dead letter
 
-COUNTERS = ("applied", "duplicates", "dead_lettered", "oversells", "alerts", "commands")
+COUNTERS = (
+    "applied",
+    "duplicates",
+    "dead_lettered",
+    "oversells",
+    "alerts",
+    "commands",
+    "unknown_locations",
+)
 
 
 @dataclass(slots=True)
@@ -202,6 +211,8 @@ def _collect(
             continue
         if isinstance(effect, OversellDetected):
             ctx.counters["oversells"] += 1
+        elif isinstance(effect, UnknownLocation):
+            ctx.counters["unknown_locations"] += 1
         elif not isinstance(effect, (StockLevelCrossed, CountNotMerged)):
             continue
         ctx.counters["alerts"] += 1

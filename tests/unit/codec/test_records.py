@@ -20,6 +20,7 @@ from stocksync.codec.bindings import BY_SUBJECT, DeadLetter, PublishedQuantity
 from stocksync.codec.connectors import decode_published, encode_drift_alert, encode_published
 from stocksync.codec.events import decode_event, encode_event
 from stocksync.codec.outputs import (
+    decode_alert,
     decode_dead_letter,
     decode_projection,
     encode_alert,
@@ -41,6 +42,7 @@ from stocksync.domain.effects import (
     OversellDetected,
     StockLevel,
     StockLevelCrossed,
+    UnknownLocation,
 )
 from stocksync.domain.events import SALE_KINDS, STOCK_KINDS, InventoryEvent
 from stocksync.domain.events import EventKind as K
@@ -103,7 +105,7 @@ DRIFT = {
 # What the hand-written field-by-field mappings wrote for these records (hex, header
 # included), before the codecs were derived from the schemas; the reservation records as
 # their version 2 writes them (ids 13 and 14: the v1 bytes, then the reply's empty `lines`
-# map and `fingerprint`).
+# map and `fingerprint`), alerts as version 3 does (id 303: the same bytes after the header).
 GOLDEN = {
     "stock": (
         "00000000030a6576742d3110776d732d65617374d20f0a534b552d310e64632d656173740580"
@@ -116,23 +118,23 @@ GOLDEN = {
     "sale": ("00000000020a6576742d33067765620e0a534b552d310e64632d656173740482a0abfef9620600"),
     "projection": "0000000065067765620a534b552d3114020280a0abfef962",
     "oversell": (
-        "000000012e2a534b552d313a373a4f56455253454c4c3a64632d31000a534b552d3100020864"
+        "000000012f2a534b552d313a373a4f56455253454c4c3a64632d31000a534b552d3100020864"
         "632d310600000206652d390206706f73000e80a0abfef96268706f7320736f6c64203320756e"
         "6974287329206f6620534b552d312061742064632d31206265796f6e64206974732073746f63"
         "6b00"
     ),
     "low": (
-        "000000012e2a534b552d313a383a4c4f575f53544f434b3a776562020a534b552d3102067765"
+        "000000012f2a534b552d313a383a4c4f575f53544f434b3a776562020a534b552d3102067765"
         "620004020a0206000002081080a0abfef96254776562206d61792073656c6c2032206f662053"
         "4b552d3120287761732035293a206c6f772073746f636b00"
     ),
     "out": (
-        "000000012e30534b552d313a393a4f55545f4f465f53544f434b3a776562040a534b552d3102"
+        "000000012f30534b552d313a393a4f55545f4f465f53544f434b3a776562040a534b552d3102"
         "067765620000020a00000002081280a0abfef9625a776562206d61792073656c6c2030206f66"
         "20534b552d3120287761732035293a206f7574206f662073746f636b00"
     ),
     "count": (
-        "000000012e3c534b552d313a31303a434f554e545f4e4f545f4d45524745443a64632d31080a"
+        "000000012f3c534b552d313a31303a434f554e545f4e4f545f4d45524745443a64632d31080a"
         "534b552d3100020864632d311800000208652d313000001480a0abfef9627c636f756e74206f"
         "6620534b552d312061742064632d31206173206f662031363939393939393939393939206e6f"
         "74206d65726765643a20746f6f206f6c6400"
@@ -153,7 +155,7 @@ GOLDEN = {
         "a3abfef96210687474703a2f2f78"
     ),
     "drift": (
-        "000000012e3e534b552d313a333a44524946543a7765623a313730303030303030303330300a"
+        "000000012f3e534b552d313a333a44524946543a7765623a313730303030303030303330300a"
         "0a534b552d3102067765620014000202000002020680a0abfef9629a0177656220646973706c"
         "6179732037206f6620534b552d31206275742077617320746f6c6420313020286d6f72652074"
         "68616e2031206170617274293a2073656e64696e6720313020616761696e020e"
@@ -365,3 +367,15 @@ def test_an_answer_with_a_field_added_later_still_decodes() -> None:
         [ROW_FORMAT, ["SKU-1", {}, {}, {}, 1, 0, {}, {"q1": answer}, 5]]
     )
     assert row_from_bytes(stored).answers["q1"] == REPLY.answer()
+
+
+def test_an_unknown_location_alert_names_the_location_and_the_fix() -> None:
+    alert = UnknownLocation("SKU-1", "mars", "e-1", "wms", 5, AT)
+    record = decode_alert(encode_alert(alert, 3))
+    assert (record["type"], record["location"], record["quantity"]) == (
+        "UNKNOWN_LOCATION",
+        "mars",
+        5,
+    )
+    assert record["alert_id"] == "SKU-1:3:UNKNOWN_LOCATION:mars"
+    assert "add mars to the topology" in record["message"]

@@ -9,7 +9,12 @@ import pytest
 from builders import OUTSIDE, SKU, TOPOLOGY, ev, fold, of_type, stock, topology
 
 from stocksync.codec.rows import ROW_FORMAT, row_from_bytes, row_to_bytes
-from stocksync.domain.effects import ChannelQuantityChanged, DuplicateIgnored, OversellDetected
+from stocksync.domain.effects import (
+    ChannelQuantityChanged,
+    DuplicateIgnored,
+    OversellDetected,
+    UnknownLocation,
+)
 from stocksync.domain.events import EventKind as K
 from stocksync.domain.fold import apply_event
 from stocksync.domain.state import (
@@ -276,6 +281,33 @@ def test_location_outside_the_topology_is_tracked_but_sells_through_no_channel()
     assert location_atps(row, TOPOLOGY) == {OUTSIDE: 10}
     assert of_type(effects, ChannelQuantityChanged) == []
     assert all(channel_atp(row, TOPOLOGY, ch) == 0 for ch in TOPOLOGY.channels)
+
+
+def test_the_first_event_at_an_unknown_location_raises_one_alert_per_sku_and_location() -> None:
+    # when units arrive twice at a location the topology does not name, then are sold there
+    first = ev(K.RECEIVED, 5, loc=OUTSIDE, source="wms")
+    row, effects = fold(first, ev(K.RECEIVED, 3, loc=OUTSIDE), ev(K.SOLD, 1, loc=OUTSIDE))
+    # then one UNKNOWN_LOCATION is raised, naming the first event, and every unit is kept
+    assert of_type(effects, UnknownLocation) == [
+        UnknownLocation(SKU, OUTSIDE, first.event_id, "wms", 5, first.occurred_at)
+    ]
+    assert stock(row, OUTSIDE).on_hand == 7
+    # and another SKU at the same location raises its own
+    _, other = fold(ev(K.RECEIVED, 1, loc=OUTSIDE, sku="SKU-2"))
+    assert [a.sku for a in of_type(other, UnknownLocation)] == ["SKU-2"]
+
+
+def test_a_transfer_to_an_unknown_location_raises_the_alert_for_the_destination() -> None:
+    row, _ = fold(ev(K.RECEIVED, 5, loc="dc-1"))
+    moved = apply_event(
+        row, ev(K.TRANSFER_OUT, 2, loc="dc-1", counterpart=OUTSIDE, source="tms"), TOPOLOGY
+    )
+    assert [a.location for a in of_type(moved.effects, UnknownLocation)] == [OUTSIDE]
+
+
+def test_a_known_location_raises_no_unknown_location_alert() -> None:
+    _, effects = fold(ev(K.RECEIVED, 5, loc="dc-1"), ev(K.SOLD, 1, loc="store-1"))
+    assert of_type(effects, UnknownLocation) == []
 
 
 # --- oversell -----------------------------------------------------------------------------
