@@ -66,6 +66,7 @@ def ev(
     reason: str | None = None,
     event_id: str | None = None,
     counterpart: str | None = None,
+    reservation: str | None = None,
 ) -> InventoryEvent:
     """An event; seq defaults to a fresh increasing number, occurred_at to seq * 1000."""
     seq = next(_seq) if seq is None else seq
@@ -80,6 +81,7 @@ def ev(
         kind=EventKind(kind),
         reason=reason,
         counterpart_location=counterpart,
+        reservation_id=reservation,
     )
 
 

@@ -90,6 +90,7 @@ class ChannelProducer:
         source_seq: int | None = None,
         occurred_at: int | None = None,
         counterpart_location: str | None = None,
+        reservation_id: str | None = None,
     ) -> InventoryEvent:
         """Validate, encode and queue one event from this channel. Raises EventRejected."""
         event = validated_event(
@@ -103,6 +104,7 @@ class ChannelProducer:
             kind=kind,
             reason=reason,
             counterpart_location=counterpart_location,
+            reservation_id=reservation_id,
         )
         self.send(event)
         return event

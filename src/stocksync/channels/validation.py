@@ -15,6 +15,7 @@ from stocksync.domain.limits import (
     LOCATION_MAX,
     QUANTITY_MAX,
     REASON_MAX,
+    RESERVATION_ID_MAX,
     SKU_MAX,
     SOURCE_MAX,
 )
@@ -36,6 +37,7 @@ class EventIn(BaseModel):
     kind: EventKind
     reason: str | None = Field(default=None, max_length=REASON_MAX)
     counterpart_location: str | None = Field(default=None, max_length=LOCATION_MAX, pattern=IDENT)
+    reservation_id: str | None = Field(default=None, max_length=RESERVATION_ID_MAX)
 
     @model_validator(mode="after")
     def _semantics(self) -> EventIn:
@@ -54,6 +56,7 @@ class EventIn(BaseModel):
             kind=self.kind,
             reason=self.reason,
             counterpart_location=self.counterpart_location,
+            reservation_id=self.reservation_id,
         )
 
 

@@ -71,6 +71,17 @@ class UnknownLocation(Struct, frozen=True):
     as_of: int
 
 
+class ReservationFulfilled(Struct, frozen=True):
+    """A FULFILLED event shipped the last open line of a reservation: it has ended."""
+
+    sku: str
+    reservation_id: str
+    channel: str
+    quantity: int  # units of the reservation, all lines
+    event_id: str
+    as_of: int
+
+
 class DuplicateIgnored(Struct, frozen=True):
     sku: str
     event_id: str
@@ -108,6 +119,7 @@ Effect = (
     | StockLevelCrossed
     | CountNotMerged
     | UnknownLocation
+    | ReservationFulfilled
     | DuplicateIgnored
 )
 

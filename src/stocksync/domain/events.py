@@ -11,6 +11,7 @@ from stocksync.domain.limits import (
     LOCATION_MAX,
     QUANTITY_MAX,
     REASON_MAX,
+    RESERVATION_ID_MAX,
     SKU_MAX,
     SOURCE_MAX,
     too_long,
@@ -70,6 +71,8 @@ class InventoryEvent(Struct, frozen=True):
     reason: str | None = None
     # TRANSFER_OUT: where the units go; TRANSFER_IN: where they came from (schema v2, optional)
     counterpart_location: str | None = None
+    # FULFILLED: the reservation (open order line) it ships (sale schema v2, optional)
+    reservation_id: str | None = None
 
 
 class InvalidEvent(ValueError):
@@ -107,6 +110,15 @@ def validate_event(event: InventoryEvent) -> None:
         raise InvalidEvent(f"{event.kind} quantity {event.quantity} must be > 0")
     if event.counterpart_location is not None:  # (checked apart: only transfers carry one)
         _validate_counterpart(event, event.counterpart_location)
+    if event.reservation_id is not None:  # (only shipments carry one)
+        _validate_reservation(event, event.reservation_id)
+
+
+def _validate_reservation(event: InventoryEvent, reservation_id: str) -> None:
+    if not 0 < len(reservation_id) <= RESERVATION_ID_MAX:
+        raise _bad_string("reservation_id", reservation_id, RESERVATION_ID_MAX)
+    if event.kind is not EventKind.FULFILLED:
+        raise InvalidEvent(f"reservation_id is only for FULFILLED, not {event.kind}")
 
 
 def _validate_counterpart(event: InventoryEvent, counterpart: str) -> None:

@@ -29,6 +29,7 @@ from stocksync.domain.effects import (
     DuplicateIgnored,
     Effect,
     OversellDetected,
+    ReservationFulfilled,
     StockLevel,
     StockLevelCrossed,
     UnknownLocation,
@@ -42,6 +43,7 @@ from stocksync.domain.events import (
 from stocksync.domain.rules import COUNT_WINDOW_MS, MAX_JOURNAL
 from stocksync.domain.state import (
     EMPTY_LOCATION,
+    Hold,
     LocationStock,
     Movement,
     Published,
@@ -170,6 +172,27 @@ def apply_to_locations(
     return out, None
 
 
+def ship_reservation(
+    row: SkuRow, event: InventoryEvent
+) -> tuple[dict[str, Hold], ReservationFulfilled | None]:
+    """The holds after a FULFILLED naming a reservation shipped its units (the event's own
+    effect on reserved and on hand is the same as any FULFILLED's), and whether that ended it.
+    A reservation the row does not hold is not an error: the units shipped all the same."""
+    rid = event.reservation_id
+    hold = row.holds.get(rid) if rid is not None else None
+    if rid is None or hold is None:
+        return row.holds, None
+    holds = dict(row.holds)
+    after = hold.shipped(event.location, event.quantity)
+    if after is not None:
+        holds[rid] = after
+        return holds, None
+    del holds[rid]
+    return holds, ReservationFulfilled(
+        event.sku, rid, hold.channel, hold.quantity, event.event_id, event.occurred_at
+    )
+
+
 def unknown_location(event: InventoryEvent, location: str) -> UnknownLocation:
     return UnknownLocation(
         event.sku, location, event.event_id, event.source, event.quantity, event.occurred_at
@@ -221,8 +244,14 @@ def apply_event(row: SkuRow | None, event: InventoryEvent, topology: Topology) -
         )
     sources = dict(row.sources)
     sources[stream_key] = event.source_seq
+    holds = row.holds
+    if event.reservation_id is not None:
+        holds, fulfilled = ship_reservation(row, event)
+        if fulfilled is not None:
+            effects.append(fulfilled)
     row = replace(
         row,
+        holds=holds,
         locations=locations,
         sources=sources,
         revision=row.revision + 1,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from msgspec.structs import asdict, replace
 
-from stocksync.domain.effects import Effect
+from stocksync.domain.effects import Effect, ReservationFulfilled
 from stocksync.domain.fold import project_channels
 from stocksync.domain.limits import (
     CHANNEL_MAX,
@@ -394,6 +394,21 @@ def apply_command(
         new_row, changes = project_channels(new_row, topology, touched)
         effects.extend(changes)
     return CommandResult(new_row, reply, tuple(effects), True)
+
+
+def fulfilled_reply(fulfilled: ReservationFulfilled) -> ReservationReply:
+    """How a reservation ended when a FULFILLED event shipped its last line: what looking it up
+    answers (no request asked; the request id names the event)."""
+    return ReservationReply(
+        request_id=f"fulfilled:{fulfilled.reservation_id}:{fulfilled.event_id}",
+        reservation_id=fulfilled.reservation_id,
+        kind=CommandKind.CONFIRM,  # the last action a requester took on it
+        status=ReplyStatus.FULFILLED,
+        sku=fulfilled.sku,
+        channel=fulfilled.channel,
+        quantity=fulfilled.quantity,
+        reason=f"shipped by event {fulfilled.event_id}",
+    )
 
 
 def expired_holds(row: SkuRow, now_ms: int) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from stocksync.domain.topology import Topology
 
@@ -74,14 +75,30 @@ class Hold(Struct, frozen=True, array_like=True):
 
     channel: str
     location: str  # the first line's location
-    quantity: int  # units held, all lines together
+    quantity: int  # units reserved, all lines together (what was shipped included)
     expires_at: int  # epoch ms, from the requester's clock
+    # units still held at each location (a line shrinks as a FULFILLED naming it ships)
     lines: dict[str, int] = field(default_factory=dict)
     status: HoldStatus = HoldStatus.HELD
 
     def allocation(self) -> dict[str, int]:
-        """Units held at each location."""
+        """Units still held at each location."""
         return self.lines or {self.location: self.quantity}
+
+    def shipped(self, location: str, units: int) -> Hold | None:
+        """The hold after `units` of it left `location` (a FULFILLED naming it); None once
+        every line has shipped. Units beyond the line's close the line and no more."""
+        lines = self.allocation()
+        if location not in lines:
+            return self
+        left = lines[location] - units
+        if left > 0:
+            lines[location] = left
+        else:
+            del lines[location]
+        if not lines:
+            return None
+        return replace(self, lines=lines)
 
 
 class CommandKind(StrEnum):

@@ -32,13 +32,19 @@ from stocksync.domain.effects import (
     CountNotMerged,
     Effect,
     OversellDetected,
+    ReservationFulfilled,
     StockLevelCrossed,
     UnknownLocation,
     alert_type,
 )
 from stocksync.domain.events import InventoryEvent
 from stocksync.domain.fold import apply_event, current_quantities
-from stocksync.domain.reservations import ReplyStatus, ReservationCommand, apply_command
+from stocksync.domain.reservations import (
+    ReplyStatus,
+    ReservationCommand,
+    apply_command,
+    fulfilled_reply,
+)
 from stocksync.domain.state import Published, SkuRow
 from stocksync.domain.topology import Topology
 from stocksync.service.admission import AdmissionRules, Rejected, admit
@@ -208,6 +214,10 @@ def _collect(
     for effect in effects:
         if isinstance(effect, ChannelQuantityChanged):
             state.projections[effect.channel] = effect  # the batch's last value per channel
+            continue
+        if isinstance(effect, ReservationFulfilled):
+            ended = fulfilled_reply(effect)
+            state.answers[ENDED_PREFIX + effect.reservation_id.encode()] = encode_reply(ended)
             continue
         if isinstance(effect, OversellDetected):
             ctx.counters["oversells"] += 1

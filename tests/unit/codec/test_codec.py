@@ -192,6 +192,7 @@ INPUT_STRING_LIMITS: dict[str, dict[str, int]] = {
         "sku": SKU_MAX,
         "location": LOCATION_MAX,
         "reason": REASON_MAX,
+        "reservation_id": RESERVATION_ID_MAX,
     },
     "reservation-command": {
         "request_id": REQUEST_ID_MAX,

@@ -105,7 +105,8 @@ DRIFT = {
 # What the hand-written field-by-field mappings wrote for these records (hex, header
 # included), before the codecs were derived from the schemas; the reservation records as
 # their version 2 writes them (ids 13 and 14: the v1 bytes, then the reply's empty `lines`
-# map and `fingerprint`), alerts as version 3 does (id 303: the same bytes after the header).
+# map and `fingerprint`), alerts as version 3 and sale events as version 2 do (ids 303 and 4:
+# the same bytes after the header, then for the sale event its null `reservation_id`).
 GOLDEN = {
     "stock": (
         "00000000030a6576742d3110776d732d65617374d20f0a534b552d310e64632d656173740580"
@@ -115,7 +116,7 @@ GOLDEN = {
         "00000000030a6576742d3210776d732d65617374d40f0a534b552d310e64632d656173740880"
         "a0abfef9620600020e73746f72652d31"
     ),
-    "sale": ("00000000020a6576742d33067765620e0a534b552d310e64632d656173740482a0abfef9620600"),
+    "sale": ("00000000040a6576742d33067765620e0a534b552d310e64632d656173740482a0abfef962060000"),
     "projection": "0000000065067765620a534b552d3114020280a0abfef962",
     "oversell": (
         "000000012f2a534b552d313a373a4f56455253454c4c3a64632d31000a534b552d3100020864"

@@ -31,7 +31,7 @@ from stocksync.codec.reservations import (
     reply_from_record,
 )
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
-from stocksync.domain.effects import ChannelQuantityChanged
+from stocksync.domain.effects import ChannelQuantityChanged, ReservationFulfilled
 from stocksync.domain.events import EventKind as K
 from stocksync.domain.fold import apply_event
 from stocksync.domain.limits import (
@@ -52,6 +52,7 @@ from stocksync.domain.reservations import (
     ReservationReply,
     apply_command,
     expired_holds,
+    fulfilled_reply,
     validate_command,
 )
 from stocksync.domain.state import Hold, HoldStatus, Published, SkuRow, channel_atp
@@ -405,6 +406,35 @@ def test_fulfilling_a_confirmed_order_ships_its_reserved_units() -> None:
     assert stock(shipped.row).oversold == 0
     assert channel_atp(shipped.row, TOPOLOGY, "web") == 6
     assert of_type(shipped.effects, ChannelQuantityChanged) == []
+
+
+def test_a_fulfilled_event_naming_the_order_line_closes_its_lines_then_ends_it() -> None:
+    # given a confirmed order line of 8: 6 at dc-1 and 2 at store-1
+    row = run(stocked(("dc-1", 6), ("store-1", 3)), reserve(8), command("CONFIRM", "res-1")).row
+    # when dc-1 ships its 6, naming the reservation
+    first = apply_event(row, ev(K.FULFILLED, 6, loc="dc-1", reservation="res-1"), TOPOLOGY)
+    # then the line at dc-1 is closed, the one at store-1 stays open
+    assert first.row.holds["res-1"].allocation() == {"store-1": 2}
+    assert first.row.holds["res-1"].quantity == 8  # the reservation's size
+    assert (stock(first.row, "dc-1").on_hand, stock(first.row, "dc-1").reserved) == (0, 0)
+    assert of_type(first.effects, ReservationFulfilled) == []
+    # when store-1 ships its 2
+    last = apply_event(first.row, ev(K.FULFILLED, 2, loc="store-1", reservation="res-1"), TOPOLOGY)
+    # then the reservation has ended, fulfilled, and cannot be cancelled any more
+    assert last.row.holds == {}
+    ended = of_type(last.effects, ReservationFulfilled)
+    assert [(e.reservation_id, e.quantity) for e in ended] == [("res-1", 8)]
+    assert fulfilled_reply(ended[0]).status is ReplyStatus.FULFILLED
+    cancel = apply_command(last.row, command("CANCEL", "res-1"), TOPOLOGY)
+    assert reply_of(cancel).status is ReplyStatus.NOT_FOUND
+    assert stock(cancel.row, "store-1").reserved == 0
+
+
+def test_a_fulfilled_event_naming_an_unknown_reservation_still_ships_its_units() -> None:
+    row = stocked(("dc-1", 6))
+    shipped = apply_event(row, ev(K.FULFILLED, 2, loc="dc-1", reservation="nope"), TOPOLOGY)
+    assert stock(shipped.row).on_hand == 4
+    assert shipped.row.holds == {}
 
 
 def test_release_frees_the_units() -> None:
