@@ -1,5 +1,5 @@
-"""`stocksync reserve` and `stocksync reservation show|release|confirm`: reservations through a
-worker's HTTP API."""
+"""`stocksync reserve` and `stocksync reservation show|release|confirm|cancel`: reservations
+through a worker's HTTP API."""
 
 from __future__ import annotations
 
@@ -79,8 +79,8 @@ def _act(
 
 @reservation_app.command("show")
 def reservation_show(reservation_id: str, url: WorkerUrl = None, api_key: ApiKey = None) -> None:
-    """A reservation: held, or how it ended (confirmed, released, expired). Exit 2 if
-    unknown."""
+    """A reservation: held or confirmed (with its lines), or how it ended (released,
+    expired, cancelled, fulfilled). Exit 2 if unknown."""
     _act(reservation_id, "GET", "", url, api_key)
 
 
@@ -92,6 +92,13 @@ def reservation_release(reservation_id: str, url: WorkerUrl = None, api_key: Api
 
 @reservation_app.command("confirm")
 def reservation_confirm(reservation_id: str, url: WorkerUrl = None, api_key: ApiKey = None) -> None:
-    """Confirm a held reservation: it becomes an open order line (units stay reserved until
-    FULFILLED). Exit 2 if it is not held."""
+    """Confirm a held reservation: it becomes an open order line (units stay reserved until a
+    FULFILLED naming it ships them, or it is cancelled). Exit 2 if it is not held."""
     _act(reservation_id, "POST", "/confirm", url, api_key)
+
+
+@reservation_app.command("cancel")
+def reservation_cancel(reservation_id: str, url: WorkerUrl = None, api_key: ApiKey = None) -> None:
+    """Cancel a confirmed order line before it ships: its units become available again.
+    Exit 2 if it is not a confirmed order line (release a held one instead)."""
+    _act(reservation_id, "POST", "/cancel", url, api_key)
