@@ -27,3 +27,14 @@ def worker(
     process = WorkerProcess(settings, home / "worker.log").start()
     yield process
     process.stop(signal.SIGTERM)
+
+
+@pytest.fixture()
+def fresh_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A worker of the test's own (a test that kills and restarts it); SIGKILLed at the end
+    if it still runs."""
+    settings = unique_settings(kafka_bootstrap, tmp_path / "state")
+    process = WorkerProcess(settings, tmp_path / "worker.log").start()
+    yield process
+    if process.process and process.process.poll() is None:
+        process.stop(signal.SIGKILL)

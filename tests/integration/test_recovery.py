@@ -6,7 +6,6 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +31,6 @@ SKUS = [f"REC-{i}" for i in range(6)]
 def wait_caught_up(worker: WorkerProcess, before: dict[str, Any]) -> None:
     for sku, view in before.items():
         worker.wait_revision(sku, view["revision"])
-
-
-@pytest.fixture()
-def fresh_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    settings = unique_settings(kafka_bootstrap, tmp_path / "state")
-    process = WorkerProcess(settings, tmp_path / "worker.log").start()
-    yield process
-    if process.process and process.process.poll() is None:
-        process.stop(signal.SIGKILL)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

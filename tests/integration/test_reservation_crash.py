@@ -5,10 +5,6 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from stocksync.bootstrap import file_topology
 from stocksync.codec.rows import row_from_bytes, row_to_bytes
@@ -20,22 +16,11 @@ from tests.integration.support import (
     http_json,
     read_log,
     read_topic,
-    unique_settings,
     wait_for,
 )
 from tests.integration.test_reservations import stock
 
 SKU = "CRASH-1"
-
-
-@pytest.fixture()
-def fresh_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(
-        unique_settings(kafka_bootstrap, tmp_path / "state"), tmp_path / "worker.log"
-    ).start()
-    yield process
-    if process.process and process.process.poll() is None:
-        process.stop(signal.SIGKILL)
 
 
 def test_sigkill_mid_storm_loses_no_hold_and_doubles_none(fresh_worker: WorkerProcess) -> None:

@@ -34,9 +34,16 @@ def run_storm(worker: WorkerProcess, sku: str, requests: int, deadline_s: float 
 
 
 def test_a_storm_of_2000_requests_on_100_units_holds_exactly_100(worker: WorkerProcess) -> None:
-    # given 100 units of one SKU at dc-2 (no safety stock), sold by the web channel
+    # given 100 units of one SKU that web may sell, spread over three locations: 40 at dc-1
+    # (42 less its safety stock of 2), 35 at dc-2, 25 at store-1 (26 less 1)
     sku = "STORM-1"
-    stock(worker, sku, "dc-2", 100)
+    spread = {"dc-1": 42, "dc-2": 35, "store-1": 26}
+    producer = ChannelProducer(worker.settings.bootstrap_servers, "wms", worker.settings.topics)
+    for location, units in spread.items():
+        producer.emit(EventKind.RECEIVED, sku, location, units)
+    producer.flush()
+    worker.wait_revision(sku, len(spread))
+    assert worker.atp(sku, "web")[1]["atp"] == 100
 
     # when 2,000 one-unit reservations arrive at once from 4 processes, 8 connections each
     results = run_storm(worker, sku, 2000)
@@ -47,10 +54,12 @@ def test_a_storm_of_2000_requests_on_100_units_holds_exactly_100(worker: WorkerP
     assert statuses.count(201) == 100
     assert statuses.count(409) == 1900
     assert all(body["available"] == 0 for _, status, body, _, _ in results if status == 409)
-    # and exactly 100 units are held, none oversold, the channel shows nothing left
+    # and exactly 100 units are held, each location's ATP taken and no more, none oversold,
+    # the channel shows nothing left
     view = worker.atp(sku)[1]
-    assert view["locations"]["dc-2"]["reserved"] == 100
-    assert view["locations"]["dc-2"]["oversold"] == 0
+    held = {loc: view["locations"][loc]["reserved"] for loc in spread}
+    assert held == {"dc-1": 40, "dc-2": 35, "store-1": 25}
+    assert all(view["locations"][loc]["oversold"] == 0 for loc in spread)
     assert view["channels"]["web"]["atp"] == 0
     latencies = sorted(t for _, _, _, attempts, t in results if attempts == 1)
     p50, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99)]
