@@ -46,6 +46,9 @@ def topology_show() -> None:
     typer.echo(f"version {topology.version} (from {origin})")
     for channel in topology.channels.values():
         typer.echo(f"  {channel.id:14} sells from {', '.join(channel.locations)}; {_told(channel)}")
+        if channel.sourcing:
+            tiers = " then ".join("/".join(tier) for tier in channel.sourcing)
+            typer.echo(f"  {'':14} reservations take stock from {tiers}")
 
 
 def _told(channel: Channel) -> str:

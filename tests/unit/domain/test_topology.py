@@ -202,3 +202,37 @@ def test_error_names_the_file_it_came_from() -> None:
 
 def test_non_mapping_document_is_refused() -> None:
     assert "mapping" in rejected(["version", 1])
+
+
+# --- the sourcing rule ----------------------------------------------------------------------
+
+
+def with_sourcing(sourcing: Any) -> dict[str, Any]:
+    data = config()
+    data["channels"]["web"]["sourcing"] = sourcing
+    return data
+
+
+def test_sourcing_lists_tiers_in_order_and_the_rest_last() -> None:
+    web = parse_topology(with_sourcing(["store-1"])).channels["web"]
+    assert web.tiers() == (("store-1",), ("dc-1", "dc-2"))
+    # a group is one tier of its locations
+    web = parse_topology(with_sourcing(["dcs"])).channels["web"]
+    assert web.tiers() == (("dc-1", "dc-2"), ("store-1",))
+    # without sourcing, all the channel's locations are one tier
+    assert parse_topology(config()).channels["web"].tiers() == (("dc-1", "dc-2", "store-1"),)
+
+
+@pytest.mark.parametrize(
+    ("sourcing", "message"),
+    [
+        (["mars"], "'mars' names ['mars'], which the channel does not sell from"),
+        (["dc-1", "dcs"], "['dc-1'] listed more than once"),
+        ("dcs", "list location or group ids in the order reservations take stock from them"),
+        ([], "list location or group ids"),
+    ],
+)
+def test_a_wrong_sourcing_names_the_key_and_the_fix(sourcing: Any, message: str) -> None:
+    error = rejected(with_sourcing(sourcing))
+    assert error.startswith("topology: channels.web.sourcing: ")
+    assert message in error
