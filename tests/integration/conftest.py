@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import WorkerProcess, unique_settings
+from tests.integration.support import WorkerProcess, free_port, unique_settings
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +38,25 @@ def fresh_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess
     yield process
     if process.process and process.process.poll() is None:
         process.stop(signal.SIGKILL)
+
+
+@pytest.fixture()
+def pair(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[WorkerProcess, WorkerProcess]]:
+    """Two workers of one group on the same topics, each with its own state and HTTP port."""
+    first = unique_settings(kafka_bootstrap, tmp_path / "a" / "state")
+    port = free_port()
+    second = first.model_copy(
+        update={
+            "data_dir": tmp_path / "b" / "state",
+            "http_port": port,
+            "advertised_url": f"http://127.0.0.1:{port}",
+        }
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = WorkerProcess(first, tmp_path / "a" / "worker.log").start()
+    b = WorkerProcess(second, tmp_path / "b" / "worker.log").start()
+    yield a, b
+    for worker in (a, b):
+        if worker.process and worker.process.poll() is None:
+            worker.stop(signal.SIGKILL)

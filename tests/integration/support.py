@@ -373,3 +373,8 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
     except (FileNotFoundError, IndexError):
         return True
+
+
+def partitions(worker: WorkerProcess) -> set[int]:
+    """The partitions the worker says it owns (none while it starts or rebalances)."""
+    return set((worker.health() or {}).get("partitions") or [])

@@ -7,11 +7,7 @@ import json
 import signal
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from stocksync.channels.producer import ChannelProducer
 from stocksync.domain.events import EventKind
@@ -20,35 +16,13 @@ from stocksync.service.admission import murmur2_partition
 from tests.integration.reservation_clients import reserve_once
 from tests.integration.support import (
     WorkerProcess,
-    free_port,
     http_json,
-    unique_settings,
+    partitions,
     wait_for,
 )
 
 SKUS = [f"TWO-{i:02d}" for i in range(24)]
 OLD_RETRY_SKU = "TWO-OLD-RETRY"
-
-
-@pytest.fixture()
-def pair(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[WorkerProcess, WorkerProcess]]:
-    first = unique_settings(kafka_bootstrap, tmp_path / "a" / "state")
-    port = free_port()
-    second = first.model_copy(
-        update={
-            "data_dir": tmp_path / "b" / "state",
-            "http_port": port,
-            "advertised_url": f"http://127.0.0.1:{port}",
-        }
-    )
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a = WorkerProcess(first, tmp_path / "a" / "worker.log").start()
-    b = WorkerProcess(second, tmp_path / "b" / "worker.log").start()
-    yield a, b
-    for worker in (a, b):
-        if worker.process and worker.process.poll() is None:
-            worker.stop(signal.SIGKILL)
 
 
 def request(worker: WorkerProcess, method: str, path: str) -> tuple[int, Any]:
@@ -58,10 +32,6 @@ def request(worker: WorkerProcess, method: str, path: str) -> tuple[int, Any]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def partitions(worker: WorkerProcess) -> set[int]:
-    return set((worker.health() or {}).get("partitions") or [])
 
 
 def test_either_worker_answers_for_every_sku(pair: tuple[WorkerProcess, WorkerProcess]) -> None:

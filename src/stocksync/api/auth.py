@@ -42,7 +42,8 @@ from stocksync.api.responses import error
 from stocksync.errors import ConfigError
 
 ADMIN = "*"
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/metrics", "/dashboard"})
+# "/": the API's index lists paths only, so a client can find its way before it has a key
+OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/livez", "/metrics", "/dashboard"})
 OPEN_PREFIXES = ("/dashboard/",)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -185,7 +185,7 @@ def _reserve_answer(reply: ReservationReply) -> web.Response:
     return error(400, "invalid_request", reply.reason, **reply_body(reply))
 
 
-def _held_view(reservation_id: str, sku: str, hold: Hold) -> dict[str, Any]:
+def held_view(reservation_id: str, sku: str, hold: Hold) -> dict[str, Any]:
     """A reservation still in the row: held, or confirmed (an open order line)."""
     return {
         "reservation_id": reservation_id,
@@ -346,7 +346,7 @@ class ReservationRoutes:
             return _unknown_reservation(reservation_id)
         hold = row.holds.get(reservation_id)
         if hold is not None:
-            return json_response(_held_view(reservation_id, reserved.sku, hold))
+            return json_response(held_view(reservation_id, reserved.sku, hold))
         ended = self.service.reservation_end(reservation_id)
         if ended is not None:
             return json_response(reply_body(ended))

@@ -3,7 +3,8 @@ RocksDB store and the Kafka sink do, without either."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from stocksync.codec.outputs import Headers
@@ -22,6 +23,14 @@ class MemoryRowStore:
 
     def write(self, table: Table, partition: int, items: Iterable[tuple[bytes, bytes]]) -> None:
         self.data.setdefault((table, partition), {}).update(items)
+
+    def scan(
+        self, table: Table, partition: int, start: bytes = b""
+    ) -> Iterator[tuple[bytes, bytes]]:
+        items = self.data.get((table, partition), {})
+        keys = sorted(items)
+        for key in keys[bisect_left(keys, start) :]:
+            yield key, items[key]
 
     def table(self, table: Table) -> dict[bytes, bytes]:
         """Every key of a table, over all partitions."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from typing import Protocol
 
@@ -46,6 +46,14 @@ class RowStore(Protocol):
 
     def write(self, table: Table, partition: int, items: Iterable[tuple[bytes, bytes]]) -> None:
         """Write many keys of one partition at once (a RocksDB write batch)."""
+        ...
+
+    def scan(
+        self, table: Table, partition: int, start: bytes = b""
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """The keys of one partition from `start` on (included), in byte order, with their
+        values; lazy, so a listing reads only as far as its page needs. Nothing for a
+        partition this worker has not opened."""
         ...
 
 

@@ -4,7 +4,7 @@ store alike."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from stocksync.codec.avro import decode
 from stocksync.codec.reservations import reply_from_record
@@ -14,8 +14,19 @@ from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
 from stocksync.service.admission import murmur2_partition
 from stocksync.service.batch_fold import ANSWER_PREFIX, ENDED_PREFIX
+from stocksync.service.channel_history import (
+    ChannelHistoryPage,
+    HistoryPosition,
+    channel_history,
+)
 from stocksync.service.history import DEFAULT_PAGE, HistoryPage, HistoryRetention, read_history
+from stocksync.service.listings import Position, SkuFilter, Slice, sku_slice
 from stocksync.service.ports import RowStore, Table
+from stocksync.service.reservation_listing import (
+    Reservation,
+    ReservationFilter,
+    reservation_slice,
+)
 
 
 class TableQueries:
@@ -68,3 +79,49 @@ class TableQueries:
         # index keys are request or reservation ids, not SKUs: any partition may hold one
         stored = self._store.find(Table.INDEX, key)
         return None if stored is None else reply_from_record(decode(stored)[1])
+
+    # -- listings (api/listings.py): pages over the partitions this worker serves ------------
+
+    def partition_count(self) -> int:
+        return self._partitions
+
+    def partition_of(self, sku: str) -> int:
+        return murmur2_partition(sku.encode(), self._partitions)
+
+    def sku_slice(
+        self,
+        partitions: Sequence[int],
+        wanted: SkuFilter,
+        after: Position | None,
+        limit: int,
+        budget: int,
+    ) -> Slice[SkuRow]:
+        return sku_slice(self._store, partitions, self.topology(), wanted, after, limit, budget)
+
+    def reservation_slice(
+        self,
+        partitions: Sequence[int],
+        wanted: ReservationFilter,
+        after: Position | None,
+        limit: int,
+        budget: int,
+    ) -> Slice[Reservation]:
+        return reservation_slice(self._store, partitions, wanted, after, limit, budget)
+
+    def channel_history(
+        self, sku: str, channel: str, limit: int, after: HistoryPosition | None
+    ) -> ChannelHistoryPage | None:
+        """A page of what the channel was told for the SKU; None for an unknown SKU."""
+        row = self.row(sku)
+        if row is None or not row.locations:  # a refused reservation alone leaves a bare row
+            return None
+        partition = self.partition_of(sku)
+        return channel_history(
+            lambda k: self._store.get(Table.HISTORY, partition, k),
+            row,
+            self._retention,
+            self.topology(),
+            channel,
+            limit,
+            after,
+        )

@@ -5,7 +5,7 @@ point gets, writes are one write batch. Also writes a replay's rows into a new d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from rocksdict import Rdict, WriteBatch
@@ -44,6 +44,17 @@ class RocksRowStore:
         for key, value in items:
             batch.put(key, value)
         db.write(batch)
+
+    def scan(
+        self, table: Table, partition: int, start: bytes = b""
+    ) -> Iterator[tuple[bytes, bytes]]:
+        db = self._databases[table].get(partition)
+        if db is None:  # not a partition of this worker
+            return
+        # a RocksDB iterator reads a consistent view while the fold goes on writing
+        for key, value in db.items(from_key=start):
+            if isinstance(key, bytes) and isinstance(value, bytes):  # raw mode: always
+                yield key, value
 
 
 def write_rows(path: Path, rows: Mapping[str, bytes]) -> None:
