@@ -283,6 +283,9 @@ def other_rows(results: Path = RESULTS) -> list[str]:
             f"the channels' ChannelProducers at {day['events_per_second']:,}/s, at most "
             f"{day['most_behind_schedule_s']} s behind schedule."
         )
+    imports = load("import_rate", results)
+    if imports:
+        lines.append(import_rate_line(imports))
     oversell = load("oversell", results)
     if oversell:
         cells = ", ".join(f"{r['strategy']} {r['oversold_pct']}%" for r in oversell["results"])
@@ -291,6 +294,17 @@ def other_rows(results: Path = RESULTS) -> list[str]:
             f"{cells}."
         )
     return lines
+
+
+def import_rate_line(result: dict[str, Any]) -> str:
+    """`stocksync import` of a generated snapshot, process start to exit (bench.import_rate)."""
+    run, check = result["import"], result["check_only"]
+    return (
+        f"- Stock snapshot import (`python -m bench.import_rate`, {result['file_mb']} MB CSV): "
+        f"{run['rows']:,} rows ({run['events']:,} events) in {run['wall_s']} s, "
+        f"{run['rows_per_s']:,} rows/s, {run['cpu_s']} CPU-s (budget: 1M rows under a minute); "
+        f"checking alone (`--dry-run`) {check['wall_s']} s, {check['rows_per_s']:,} rows/s."
+    )
 
 
 def reservation_line(result: dict[str, Any], when: str) -> str:

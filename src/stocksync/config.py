@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(
         256 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest HTTP request body (413)"
     )
+    import_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        le=64 * 1024**3,
+        description="Largest stock snapshot POST /v1/imports takes (413); it is spooled to "
+        "<data dir>/imports, not held in memory",
+    )
     source_topics: str = Field(
         "",
         description="Comma-separated sources that write to event topics of their own "
@@ -149,6 +156,11 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="debug, info, warning or error")
     log_json: bool = Field(False, description="Log JSON lines instead of console text")
+    faust_verbose: bool = Field(
+        False,
+        description="Also log faust's, mode's and aiokafka's own info lines (service starts, "
+        "recovery tables) and faust's start spinner; off: only their warnings and errors",
+    )
 
     # -- HTTP API keys (off when no file is given) -------------------------------------------
     api_keys_file: Path | None = Field(

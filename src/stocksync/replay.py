@@ -6,14 +6,15 @@ reads the stock, sale and reservation-command topics of a deployment from their 
 interleaves each partition's three streams by record timestamp (Kafka keeps each partition's
 order; the order in which the worker interleaved the three topics is not recorded, and the
 timestamp order is the one it most likely saw) and folds them as the worker does, skipping what
-the worker dead-letters. `read_table` reads the live table from its compacted changelog.
+the worker dead-letters; to compare with the live table it folds only what the live rows had
+folded (`replay_cut.ReplayCut`). `read_table` reads the live table from its compacted changelog.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stocksync.adapters.kafka import clients
@@ -21,6 +22,7 @@ from stocksync.domain.fold import apply_event
 from stocksync.domain.reservations import ReservationCommand, apply_command
 from stocksync.domain.state import SkuRow
 from stocksync.domain.topology import Topology
+from stocksync.replay_cut import ReplayCut
 from stocksync.service.admission import (
     AdmissionRules,
     Admitted,
@@ -92,10 +94,13 @@ def replay_records(
     rules: AdmissionRules | int,
     skus: Collection[str] | None = None,
     rows: dict[str, SkuRow] | None = None,
+    cut: ReplayCut | None = None,
+    on_left_out: Callable[[LogRecord], None] = lambda r: None,
 ) -> dict[str, SkuRow]:
     """Fold records as the worker does, skipping what it dead-letters: admission is the
     worker's own (`rules`, or just the partition count). `skus` limits the replay to those
-    SKUs; `rows` is folded into (and returned)."""
+    SKUs; `rows` is folded into (and returned). With a `cut`, records beyond it (not folded
+    by the live row yet) are left out and passed to `on_left_out`."""
     if isinstance(rules, int):
         rules = AdmissionRules(partitions=rules)
     rows = {} if rows is None else rows
@@ -107,6 +112,11 @@ def replay_records(
         try:
             decoded = admit(record.topic, record.partition, key, record.value, rules)
         except Rejected:
+            continue
+        if cut is not None and not cut.includes(
+            record.topic, record.partition, record.offset, decoded
+        ):
+            on_left_out(record)
             continue
         _fold(rows, decoded, record.offset, topology)
     return rows
@@ -141,28 +151,37 @@ def read_until(
 
 @dataclass(frozen=True, slots=True)
 class ReplayPlan:
-    """What a replay reads: the input topics' and the changelog's offsets at its start."""
+    """What a replay reads: the input topics' and the changelog's offsets at its start, and
+    the worker group's committed input offsets (empty when not comparing)."""
 
     inputs: dict[tuple[str, int], tuple[int, int]]
     changelog: dict[tuple[str, int], tuple[int, int]]
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
         return sum(h - lo for lo, h in (*self.inputs.values(), *self.changelog.values()))
 
 
-def plan_replay(settings: Settings, consumer: Consumer) -> ReplayPlan:
+def plan_replay(settings: Settings, consumer: Consumer, compare: bool = True) -> ReplayPlan:
+    """Offsets in this order, each read after the one before (replay_cut explains why it
+    matters): the worker's committed input offsets, the changelog's end, the inputs' ends."""
     topics = settings.topics
+    partitions = {topic: clients.partitions_of(consumer, topic) for topic in topics.input_topics}
+    committed = committed_offsets(settings, partitions) if compare else {}
+    changelog = clients.whole_log(consumer, topics.atp_changelog) if compare else {}
     inputs = {
         (topic, p): marks
         for topic in topics.input_topics
         for p, marks in clients.watermarks(consumer, topic).items()
     }
-    changelog = {
-        (topics.atp_changelog, p): marks
-        for p, marks in clients.watermarks(consumer, topics.atp_changelog).items()
-    }
-    return ReplayPlan(inputs, changelog)
+    return ReplayPlan(inputs, changelog, committed)
+
+
+@dataclass(slots=True)
+class Replayed:
+    rows: dict[str, SkuRow]
+    left_out: int = 0  # input records beyond the cut: the live rows had not folded them yet
 
 
 def replay_log(
@@ -172,18 +191,23 @@ def replay_log(
     plan: ReplayPlan,
     skus: Collection[str] | None = None,
     on_read: Callable[[int], None] = lambda n: None,
-) -> dict[str, SkuRow]:
-    """Fold the input topics up to the plan's offsets, one partition number at a time (a
-    SKU's stock, sale and command records share a partition number), so memory holds one
-    partition's records and the rows."""
-    rows: dict[str, SkuRow] = {}
+    cut: ReplayCut | None = None,
+) -> Replayed:
+    """Fold the input topics up to the plan's offsets (and within the `cut`, if given), one
+    partition number at a time (a SKU's stock, sale and command records share a partition
+    number), so memory holds one partition's records and the rows."""
+    result = Replayed({})
+
+    def left_out(_record: LogRecord) -> None:
+        result.left_out += 1
+
+    rules = admission_rules(settings.topics, settings.partitions)
     for p in sorted({p for _, p in plan.inputs}):
         bounds = {tp: marks for tp, marks in plan.inputs.items() if tp[1] == p}
         streams = read_until(consumer, bounds, on_read)
         ordered = interleave(streams[(t, p)] for t in settings.topics.input_topics)
-        rules = admission_rules(settings.topics, settings.partitions)
-        replay_records(ordered, topology, rules, skus, rows)
-    return rows
+        replay_records(ordered, topology, rules, skus, result.rows, cut, left_out)
+    return result
 
 
 def read_table(
@@ -207,19 +231,17 @@ def read_table(
     return table
 
 
-def worker_lag(settings: Settings, plan: ReplayPlan) -> int:
-    """Input records the worker's consumer group has not committed yet (of the plan's)."""
+def committed_offsets(
+    settings: Settings, partitions: Mapping[str, Iterable[int]]
+) -> dict[tuple[str, int], int]:
+    """The worker group's committed offset of each input partition (absent: none committed)."""
     from confluent_kafka import TopicPartition
 
+    wanted = [TopicPartition(t, p) for t, ps in partitions.items() for p in ps]
     # Reads the group's committed offsets without joining it.
     consumer = clients.group_consumer(settings, settings.app_id)
     try:
-        committed = consumer.committed([TopicPartition(t, p) for t, p in plan.inputs], timeout=10)
+        committed = consumer.committed(wanted, timeout=10)
     finally:
         consumer.close()
-    lag = 0
-    for tp in committed:
-        low, high = plan.inputs[(tp.topic, tp.partition)]
-        at = tp.offset if tp.offset >= 0 else low
-        lag += max(0, high - at)
-    return lag
+    return {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}

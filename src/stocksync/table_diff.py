@@ -3,7 +3,9 @@
 Pure: takes rows, returns a `TableDiff`. What counts as a difference is a decision about what a
 replay can know. Kafka orders each partition of each topic, but not a partition of the stock
 topic against the same partition of the sale and command topics: the order in which the worker
-interleaved them is not recorded anywhere. So the fields of a row fall in two groups.
+interleaved them is not recorded anywhere. So the fields of a row fall in two groups. (Which
+input each side has folded is not a question here: `stocksync replay` folds, per SKU, exactly
+what the live row had folded; see replay_cut.py.)
 
 Compared (a difference means the live table is not what the log says):
 - per location `on_hand`, `reserved`, `damaged`, `in_transit`, `safety_stock`: sums of
@@ -31,7 +33,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stocksync.domain.state import LocationStock, SkuRow
+from msgspec import Struct
+
+from stocksync.domain.state import Answer, Hold, LocationStock, Movement, Published, SkuRow
 
 LOCATION_QUANTITIES = ("on_hand", "reserved", "damaged", "in_transit", "safety_stock")
 LOCATION_ORDER_DEPENDENT = ("oversold", "counted_at", "journal", "journal_floor")
@@ -41,7 +45,9 @@ ROW_ORDER_DEPENDENT = ("published", "answers")
 
 @dataclass(frozen=True, slots=True)
 class FieldDiff:
-    """One field that differs: `where` is "row" or a location id."""
+    """One field that differs: `where` is "row" or a location id; a map field (sources, holds,
+    published, answers) differs key by key, as `field` "holds.<reservation id>" (a value absent
+    on one side is None)."""
 
     where: str
     field: str
@@ -49,10 +55,59 @@ class FieldDiff:
     live: Any
     order_dependent: bool
 
+    @property
+    def path(self) -> str:
+        return self.field if self.where == "row" else f"locations.{self.where}.{self.field}"
+
     def describe(self) -> str:
-        place = "" if self.where == "row" else f"{self.where}."
+        """`locations.dc-1.on_hand: live 12, replay 10`, values summarised to one line."""
         note = " (order-dependent)" if self.order_dependent else ""
-        return f"{place}{self.field}: replay={self.replayed!r} live={self.live!r}{note}"
+        live, replayed = show(self.live), show(self.replayed)
+        if live != replayed:
+            return f"{self.path}: live {live}, replay {replayed}{note}"
+        # the summaries hide where they differ: say it another way
+        if isinstance(self.live, tuple) and sorted(self.live) == sorted(self.replayed):
+            return f"{self.path}: the same {live}, in another order{note}"
+        if isinstance(self.live, Struct) and type(self.live) is type(self.replayed):
+            names = [
+                f for f in self.live.__struct_fields__ if _differs(f, self.live, self.replayed)
+            ]
+            live = ", ".join(f"{f} {show(getattr(self.live, f))}" for f in names)
+            replayed = ", ".join(f"{f} {show(getattr(self.replayed, f))}" for f in names)
+            return f"{self.path}: live {live}, replay {replayed}{note}"
+        return f"{self.path}: live {live}, replay {replayed} (entries differ){note}"
+
+
+def _differs(name: str, a: Struct, b: Struct) -> bool:
+    return bool(getattr(a, name) != getattr(b, name))
+
+
+def show(value: Any) -> str:
+    """A field's value in a few words: journals are summarised, holds and answers named by what
+    an operator checks first, never dumped as tuples."""
+    if value is None:
+        return "none"
+    if isinstance(value, tuple) and all(isinstance(m, Movement) for m in value):
+        return _journal(value)
+    if isinstance(value, Hold):
+        lines = ", ".join(f"{loc} {qty}" for loc, qty in value.allocation().items())
+        until = value.expires_at
+        return f"{value.status} {value.quantity} for {value.channel} ({lines}) until {until}"
+    if isinstance(value, Published):
+        return f"{value.quantity} (topology v{value.version})"
+    if isinstance(value, Answer):
+        return f"{value.kind} {value.status} {value.quantity}"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _journal(movements: tuple[Movement, ...]) -> str:
+    if not movements:
+        return "empty"
+    net = sum(m.delta for m in movements)
+    first, last = movements[0].occurred_at, movements[-1].occurred_at
+    return f"{len(movements)} movement(s), net {net:+d}, event times {first}..{last}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +154,14 @@ def _location_fields(loc: str, replayed: LocationStock, live: LocationStock) -> 
     return out
 
 
-def _plain(value: Any) -> Any:
-    """Holds as plain tuples, so the printed diff reads (channel, location, quantity, expires)."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in sorted(value.items())}
-    if hasattr(value, "__struct_fields__"):
-        return tuple(getattr(value, f) for f in value.__struct_fields__)
-    return value
+def _map_fields(name: str, replayed: Mapping[str, Any], live: Mapping[str, Any]) -> list[FieldDiff]:
+    """A map field key by key (maps compare as maps: insertion order is not a difference)."""
+    order_dependent = name in ROW_ORDER_DEPENDENT
+    return [
+        FieldDiff("row", f"{name}.{key}", replayed.get(key), live.get(key), order_dependent)
+        for key in sorted(set(replayed) | set(live))
+        if replayed.get(key) != live.get(key)
+    ]
 
 
 def diff_rows(replayed: SkuRow, live: SkuRow) -> list[FieldDiff]:
@@ -119,14 +175,14 @@ def diff_rows(replayed: SkuRow, live: SkuRow) -> list[FieldDiff]:
                 loc, replayed.locations.get(loc, empty), live.locations.get(loc, empty)
             )
         )
-    for name in ROW_COMPARED:
+    for name in (*ROW_COMPARED, *ROW_ORDER_DEPENDENT):
         a, b = getattr(replayed, name), getattr(live, name)
-        if a != b:
-            out.append(FieldDiff("row", name, _plain(a), _plain(b), order_dependent=False))
-    for name in ROW_ORDER_DEPENDENT:
-        a, b = getattr(replayed, name), getattr(live, name)
-        if a != b:
-            out.append(FieldDiff("row", name, _plain(a), _plain(b), order_dependent=True))
+        if a == b:
+            continue
+        if isinstance(a, Mapping):
+            out.extend(_map_fields(name, a, b))
+        else:
+            out.append(FieldDiff("row", name, a, b, name in ROW_ORDER_DEPENDENT))
     return out
 
 

@@ -37,6 +37,8 @@ from stocksync.service.history import DEFAULT_PAGE, HistoryPage
 MAX_BATCH = 1000
 MAX_HISTORY_PAGE = 200
 MAX_BODY_BYTES = 256 * 1024
+# Bodies read as a stream under a limit of their own (api/imports.py: STOCKSYNC_IMPORT_MAX_BYTES)
+STREAMED_BODY_PATHS = frozenset({"/v1/imports"})
 
 
 class AtpReader(Protocol):
@@ -98,7 +100,8 @@ def json_errors(
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         length = request.content_length
-        if length is not None and length > max_body_bytes:
+        streamed = request.path in STREAMED_BODY_PATHS
+        if length is not None and length > max_body_bytes and not streamed:
             return too_large(length)
         try:
             return await handler(request)

@@ -8,6 +8,8 @@ import typer
 
 from stocksync.cli.atp import atp_app
 from stocksync.cli.dead_letters import dead_letter_app
+from stocksync.cli.doctor import doctor
+from stocksync.cli.imports import import_snapshot
 from stocksync.cli.local_broker import kafka_app
 from stocksync.cli.projections import projections_app
 from stocksync.cli.replay import replay
@@ -31,6 +33,8 @@ app.command()(worker)
 app.command()(simulate)
 app.command()(reserve)
 app.command()(replay)
+app.command()(doctor)
+app.command("import")(import_snapshot)
 app.add_typer(topics_app, name="topics")
 app.add_typer(atp_app, name="atp")
 app.add_typer(dead_letter_app, name="dead-letter")
