@@ -167,6 +167,8 @@ class Worker:
         )
         self.owners = PartitionOwners(self.app, settings)
         self.progress = InputProgress(self.app, settings, self.counters)
+        self._was_serving = False  # as watch_progress last saw it, and the partitions then
+        self._served: list[int] = []
         self.expiry = HoldExpiry(self.commands_topic)
         self.app.agent(self.events_topic, name="fold_events")(self.fold_events)
         self.app.timer(EXPIRY_CHECK_SECONDS)(self.expiry.expire_due)
@@ -331,7 +333,16 @@ class Worker:
         return assigned, recovered, bool(assigned) and recovered and not app.rebalancing
 
     async def watch_progress(self) -> None:
-        self.progress.watch(serving=self._serving()[2])
+        assigned, _recovered, serving = self._serving()
+        # faust's and aiokafka's info lines about joins, assignments and recovery are off by
+        # default (stocksync.logs): this line says when the worker starts and stops serving
+        if serving != self._was_serving or (serving and assigned != self._served):
+            self._was_serving, self._served = serving, assigned
+            if serving:
+                log.info("worker_serving", partitions=assigned)
+            else:
+                log.info("worker_not_serving", rebalancing=bool(self.app.rebalancing))
+        self.progress.watch(serving=serving)
 
     # -- configuration changes ---------------------------------------------------------------
 

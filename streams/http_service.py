@@ -15,9 +15,12 @@ from confluent_kafka import TopicPartition
 from mode import Service
 
 from stocksync.adapters.kafka import clients
+from stocksync.adapters.kafka.alert_log import KafkaAlertLog
 from stocksync.api.auth import ApiKeys
 from stocksync.api.dashboard import ALERTS_KEPT, LiveView, RecentAlerts, add_dashboard_routes
 from stocksync.api.http import build_http_app
+from stocksync.api.imports import add_import_routes
+from stocksync.api.listings import add_listing_routes
 from stocksync.api.metrics import Metrics, PartitionLag
 from stocksync.api.protocol_errors import app_runner
 from stocksync.api.reservations import add_reservation_routes
@@ -42,12 +45,26 @@ class WorkerReader:
         self.worker = worker
         self.row = worker.queries.row
         self.history_of = worker.queries.history_of
+        # the listings (api/listings.py)
+        self.partition_count = worker.queries.partition_count
+        self.partition_of = worker.queries.partition_of
+        self.sku_slice = worker.queries.sku_slice
+        self.reservation_slice = worker.queries.reservation_slice
+        self.channel_history = worker.queries.channel_history
 
     def topology(self) -> Topology:
         return self.worker.topology()
 
     def health(self) -> dict[str, Any]:
         return self.worker.health()
+
+    def served_partitions(self) -> list[int] | None:
+        """The partitions this worker's tables serve; None while they are being assigned or
+        recovered (a listing then answers 503 rather than a page with a hole)."""
+        health = self.worker.health()
+        if not health["recovered"] or health["rebalancing"]:
+            return None
+        return list(health["partitions"])
 
 
 class WorkerReservations:
@@ -101,12 +118,12 @@ FEED_BATCH = 1000
 
 
 class AlertFeed:
-    """Reads the alerts topic: the newest few per partition at start, then every new one,
-    handed over in batches to `on_alerts([FeedItem, ...])` on the event loop (`new`: published
-    after the feed started). Never commits; each worker reads every partition. A flash sale
-    writes thousands of alerts a second: the feed hands them over a batch at a time, takes
-    each alert's type from its header, and decodes only the newest ones, which the dashboard
-    shows."""
+    """Reads the alerts topic from its beginning (the dashboard counts every alert it holds),
+    then every new one, handed over in batches to `on_alerts([FeedItem, ...])` on the event
+    loop (`new`: published after the feed started). Never commits; each worker reads every
+    partition. A flash sale writes thousands of alerts a second: the feed hands them over a
+    batch at a time, takes each alert's type from its header, and decodes only the newest
+    ones, which the dashboard shows."""
 
     def __init__(self, settings: Settings, on_alerts: Callable[[list[FeedItem]], None]) -> None:
         self.settings = settings
@@ -131,7 +148,7 @@ class AlertFeed:
             started: dict[int, int] = {}
             for p, (low, high) in clients.watermarks(consumer, topic).items():
                 started[p] = high
-                assignment.append(TopicPartition(topic, p, max(low, high - ALERTS_BACKFILL)))
+                assignment.append(TopicPartition(topic, p, low))
             consumer.assign(assignment)
         except Exception as exc:
             log.warning("alert_feed_unavailable", topic=topic, error=str(exc))
@@ -145,16 +162,20 @@ class AlertFeed:
                 batch: list[FeedItem] = []
                 for i, msg in enumerate(messages):
                     kind = _alert_type(msg.headers())
+                    partition = msg.partition() or 0
+                    offset = msg.offset() or 0
+                    begun = started.get(partition, 0)
+                    new = offset >= begun
                     record = None
-                    if kind is None or i >= shown_from:
+                    # older alerts are only counted (by their header): decoding a long topic
+                    # would compete with the fold after every restart
+                    if kind is None or (i >= shown_from and offset >= begun - ALERTS_BACKFILL):
                         try:
                             record = decode_alert(msg.value() or b"")
                         except Exception as exc:
                             log.warning("alert_undecodable", error=str(exc))
                             continue
                         kind = str(record.get("type"))
-                    partition = msg.partition() or 0
-                    new = (msg.offset() or 0) >= started.get(partition, 0)
                     batch.append((kind, partition, new, record))
                 if batch and self._loop is not None and not self._loop.is_closed():
                     self._loop.call_soon_threadsafe(self.on_alerts, batch)
@@ -196,10 +217,9 @@ class HttpService(Service):
             owned = set()
         observed = self.metrics.alerts_observed
         for kind, partition, new, record in batch:
+            self.alerts.count(kind)
             if record is not None:
-                self.alerts.add(record, new)
-            elif new:
-                self.alerts.counts[kind] += 1
+                self.alerts.add(record)
             if new and partition in owned:  # alerts are keyed by SKU: co-partitioned
                 observed.labels(kind).inc()
 
@@ -229,6 +249,8 @@ class HttpService(Service):
             LiveView(self.stats, self.metrics.fold, self.alerts),
             interval_s=settings.dashboard_interval_s,
         )
+        add_import_routes(app, settings, self.worker.topology)
+        add_listing_routes(app, WorkerReader(self.worker), KafkaAlertLog(settings))
         self._runner = app_runner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 
 import structlog
 from faust import Worker as FaustWorker
@@ -68,10 +69,20 @@ def run_worker(wiring: WorkerWiring) -> None:
         partitions=settings.partitions,
         topology_version=worker.topology().version,
     )
-    FaustWorker(
+    faust_worker = FaustWorker(
         worker.app,
         loglevel=settings.log_level,
-        quiet=True,
+        # faust's start spinner and "OK" go to stdout as bare text: only when asked for
+        # (STOCKSYNC_FAUST_VERBOSE), like its info lines (stocksync.logs)
+        quiet=not settings.faust_verbose,
+        # logging stays as stocksync.logs set it up (structlog renders faust's records too);
+        # faust's own setup (mode.utils.logging) would replace that handler with its colored
+        # formatter and terminal tables
         override_logging=False,
         redirect_stdouts=False,
-    ).execute_from_commandline()
+    )
+    if not (settings.faust_verbose and sys.stdout.isatty()):
+        # quiet does not silence the spinner: once started it writes backspaces and a
+        # show-cursor escape code to stdout, a terminal or not
+        faust_worker.spinner = None
+    faust_worker.execute_from_commandline()

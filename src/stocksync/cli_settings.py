@@ -15,5 +15,5 @@ def settings_or_exit() -> Settings:
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, settings.faust_verbose)
     return settings

@@ -23,6 +23,7 @@ log = structlog.get_logger(__name__)
 
 FOREVER = "-1"
 DAY_MS = str(24 * 60 * 60 * 1000)
+LEADERS_SLOW_S = 2.0  # waiting longer than this for new topics' leaders is logged at info
 
 # Errors of a partition whose leadership is not settled yet (a topic just created, a leader
 # moving) or of a broker that did not answer in time: asking again a moment later helps.
@@ -140,8 +141,11 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
             created.append(name)
-            log.info("topic_created", topic=name)
+            # per topic at debug only: `stocksync topics create` prints each topic in its table,
+            # and one info line per topic as well showed every topic twice
+            log.debug("topic_created", topic=name)
         wait_for_leaders(admin, created, timeout)
+        log.info("topics_created", count=len(created), existing=len(specs) - len(missing))
     return created
 
 
@@ -155,6 +159,7 @@ def wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float = 30.
     delay = 0.05
     checks = 0
     logged = -1  # the pending count last logged: progress is logged when it changes
+    slow_logged = False
     while True:
         request_timeout = max(1.0, min(5.0, deadline - time.monotonic()))
         pending = _partitions_without_leader(admin, topics, request_timeout)
@@ -171,9 +176,14 @@ def wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float = 30.
                 f"(broker logs), and that STOCKSYNC_REPLICATION_FACTOR is at most the number "
                 f"of brokers"
             )
-        if len(pending) != logged:
+        # the first moments after creating topics always find leaders settling: progress is
+        # worth an info line only once the wait gets long (and then at once, changed or not)
+        slow = waited >= LEADERS_SLOW_S
+        if len(pending) != logged or (slow and not slow_logged):
             logged = len(pending)
-            log.info("topics_leaders_checked", pending=logged, first=_first(pending, 3))
+            slow_logged = slow
+            report = log.info if slow else log.debug
+            report("topics_leaders_checked", pending=logged, first=_first(pending, 3))
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
 

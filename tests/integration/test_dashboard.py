@@ -367,6 +367,10 @@ def test_worker_api_keys_401_403_429_and_open_metrics(worker: WorkerProcess) -> 
     assert [status for status, _, _ in flood] == [200, 200, 429, 429]
     assert int(flood[2][2]["Retry-After"]) >= 1
 
+    # the per-partition lag appears with the watchdog's first tick, a second after start: run
+    # alone (or with Chromium missing) this test gets here sooner
+    lag = 'stocksync_consumer_lag{partition="0",topic="' + worker.settings.topics.stock_events
+    wait_for(lambda: lag in http(f"{worker.url}/metrics")[1].decode(), 10, "per-partition lag")
     status, text, headers = http(f"{worker.url}/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     metrics = text.decode()
@@ -381,3 +385,78 @@ def test_worker_api_keys_401_403_429_and_open_metrics(worker: WorkerProcess) -> 
         'stocksync_http_rejected_total{key="store-1-till",reason="rate_limited"} 2.0',
     ):
         assert name in metrics, name
+
+
+def test_dashboard_search_alert_times_history_and_counters_that_survive_a_restart(
+    chromium: str, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    # (last in the module: it restarts the module's worker)
+    sku = f"FIND-{uuid.uuid4().hex[:6]}"
+    topics = worker.settings.topics
+    bootstrap = worker.settings.bootstrap_servers
+    with ChannelProducer(bootstrap, "wms", topics) as wms:
+        wms.emit(EventKind.RECEIVED, sku, "dc-1", 12)
+        wms.emit(EventKind.RECEIVED, sku, "store-1", 3)
+    with ChannelProducer(bootstrap, "pos-store-1", topics) as pos:
+        pos.emit(EventKind.SOLD, sku, "store-1", 5)  # 2 beyond the shelf: an oversell
+    wait_for(lambda: applied_revision(worker, sku) >= 3, LIVE_TIMEOUT, f"{sku} at revision 3")
+    status_live = f"{TEXT.format('#status')} === 'live'"
+
+    async def first_visit() -> int:
+        browser = Browser(chromium, tmp_path / "first")
+        try:
+            await browser.open()
+            await browser.navigate(f"{worker.url}/dashboard#key={ADMIN_KEY}")
+            await browser.wait_until(status_live, "live after the first snapshot")
+            # when an operator types the start of the SKU into the search box
+            await browser.evaluate(
+                f"(() => {{ const box = document.getElementById('sku'); box.value = "
+                f"{sku[:8]!r}; box.dispatchEvent(new Event('input')); }})()"
+            )
+            # then it offers the SKU, found through /v1/skus
+            option = f'#sku-options option[value="{sku}"]'
+            await browser.wait_until(f"!!document.querySelector({option!r})", "the SKU offered")
+            # and picking it watches it
+            await browser.evaluate(
+                f"(() => {{ document.getElementById('sku').value = {sku!r}; "
+                "document.getElementById('pick').requestSubmit(); })()"
+            )
+            await browser.wait_until(f"{web_atp()} === '10'", "web ATP 10 (dc-1 12 - 2)")
+            # its oversell alert says when it happened
+            alert = f'#critical-alerts li[data-type="OVERSELL"][data-sku="{sku}"] time'
+            stamp = await browser.wait_until(
+                f"document.querySelector({alert!r}).dateTime", "a timestamp on the alert"
+            )
+            assert stamp.endswith("Z") and stamp[:4].isdigit(), stamp
+            assert await browser.evaluate(TEXT.format(alert))
+            # each channel's history is drawn: web was told 10 after 0 then 7 (and so on)
+            history = '.history-row[data-channel="web"]'
+            await browser.wait_until(
+                f"parseInt(document.querySelector({history!r}).dataset.points) >= 2",
+                "web's history chart",
+            )
+            return int(await browser.wait_until(TEXT.format("#oversells"), "the oversells"))
+        finally:
+            await browser.close()
+
+    async def second_visit(expected: int) -> int:
+        browser = Browser(chromium, tmp_path / "second")
+        try:
+            await browser.open()
+            await browser.navigate(f"{worker.url}/dashboard?sku={sku}#key={ADMIN_KEY}")
+            await browser.wait_until(status_live, "live after the restart")
+            await browser.wait_until(
+                f"parseInt({TEXT.format('#oversells')}) >= {expected}", "the oversells counted"
+            )
+            return int(await browser.evaluate(TEXT.format("#oversells")))
+        finally:
+            await browser.close()
+
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    oversells = asyncio.run(first_visit())
+    assert oversells >= 1
+    # when the worker restarts, the counter is read back from the alerts topic, not reset
+    worker.stop(signal.SIGTERM)
+    worker.start()
+    assert asyncio.run(second_visit(oversells)) == oversells

@@ -523,6 +523,12 @@ def test_dockerfile_copies_what_the_build_context_keeps() -> None:
 
 # --- rendering with kustomize, when a renderer is installed -----------------------------------
 
+# "... is not installed (how to install it)": deploy/test.sh lists such skips in its summary
+NO_RENDERER = (
+    "kustomize or kubectl is not installed (https://kubernetes.io/docs/tasks/tools/): "
+    "rendering not checked"
+)
+
 
 def kustomize_command() -> list[str] | None:
     if shutil.which("kustomize"):
@@ -535,7 +541,7 @@ def kustomize_command() -> list[str] | None:
 def render(folder: Path) -> list[dict[str, Any]]:
     command = kustomize_command()
     if command is None:
-        pytest.skip("neither kustomize nor kubectl is installed: rendering not checked")
+        pytest.skip(NO_RENDERER)
     done = subprocess.run(
         [*command, str(folder)], capture_output=True, text=True, timeout=120, check=False
     )
@@ -563,7 +569,7 @@ def test_kustomize_renders_the_base() -> None:
 
 def test_kustomize_renders_an_overlay_with_the_security_component(tmp_path: Path) -> None:
     if kustomize_command() is None:
-        pytest.skip("neither kustomize nor kubectl is installed: rendering not checked")
+        pytest.skip(NO_RENDERER)
     shutil.copytree(K8S, tmp_path / "k8s")
     overlay = tmp_path / "overlay"
     overlay.mkdir()

@@ -48,15 +48,19 @@ class RecentAlerts:
     def __init__(self, kept: int = ALERTS_KEPT) -> None:
         self._alerts: deque[dict[str, Any]] = deque(maxlen=kept)
         self._seen: set[str] = set()
-        self.counts: Counter[str] = Counter()  # by type, of the alerts published since start
+        # by type, of every alert the topic holds: what the dashboard's counters show, so they
+        # survive a restart of the worker (a re-sent alert after a crash counts again)
+        self.totals: Counter[str] = Counter()
 
-    def add(self, record: Mapping[str, Any], new: bool = True) -> None:
-        """`new`: published since this process started (counted), not a backfilled one."""
+    def count(self, kind: str) -> None:
+        """One more alert of this type on the topic (shown or not)."""
+        self.totals[kind] += 1
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """An alert to show (counting is `count`'s business)."""
         alert_id = str(record.get("alert_id", ""))
         if alert_id and alert_id in self._seen:
             return  # a re-sent alert after a worker crash
-        if new:
-            self.counts[str(record.get("type"))] += 1
         if len(self._alerts) == self._alerts.maxlen:
             self._seen.discard(str(self._alerts[0].get("alert_id", "")))
         self._seen.add(alert_id)
@@ -154,10 +158,11 @@ class LiveView:
                 applied=counters.get("applied", 0),
                 duplicates=counters.get("duplicates", 0),
                 dead_lettered=counters.get("dead_lettered", 0),
-                oversells=counters.get("oversells", 0),
-                alerts=counters.get("alerts", 0),
+                # from the alerts topic, not this process: they survive a restart
+                oversells=self.alerts.totals["OVERSELL"],
+                alerts=sum(self.alerts.totals.values()),
                 # drift is detected by the connectors: their DRIFT alerts, seen on the topic
-                drift_alerts=counters.get("drift_alerts", 0) + self.alerts.counts["DRIFT"],
+                drift_alerts=self.alerts.totals["DRIFT"],
                 events_per_s=self.rate.update(counters.get("applied", 0)),
                 lag_total=total_lag(lags),
                 lag=[

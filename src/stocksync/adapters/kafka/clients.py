@@ -13,6 +13,7 @@ And one way to read a log to its end: `read_range` over `watermarks`.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +32,11 @@ PRODUCER_GUARANTEES: Mapping[str, Any] = {
     "acks": "all",
     "partitioner": "murmur2_random",
 }
+# librdkafka's own lines (a broker not answering, a retried idempotence PID) go through
+# `logging`, so stocksync.logs renders them like every other line instead of librdkafka writing
+# "%4|1795984786.955|GETPID|..." to stderr. They are handed over on poll() and flush(), which
+# every producer and consumer here calls; an AdminClient is not polled, so it keeps printing.
+LIBRDKAFKA_LOGGER = logging.getLogger("librdkafka")
 READ_POLL_S = 0.5
 READ_IDLE_LIMIT_S = 30.0  # reading a range gives up after this long without a record
 
@@ -50,6 +56,7 @@ def producer(settings: Settings, client_id: str, *, linger_ms: float = 5) -> Pro
             **PRODUCER_GUARANTEES,
             "linger.ms": linger_ms,
             "client.id": client_id,
+            "logger": LIBRDKAFKA_LOGGER,
         }
     )
 
@@ -68,6 +75,7 @@ def group_consumer(
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": offset_reset,
+        "logger": LIBRDKAFKA_LOGGER,
         **extra,
     }
     if client_id is not None:

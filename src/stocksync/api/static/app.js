@@ -132,19 +132,23 @@
     drawRates();
   }
 
-  function drawRates() {
-    var canvas = $("rate-chart");
+  function drawRates() { drawLine($("rate-chart"), rates, false); }
+
+  // A line chart of `values` filling the canvas; `steps`: each value held until the next.
+  function drawLine(canvas, values, steps) {
     var ctx = canvas.getContext("2d");
     var w = canvas.width, h = canvas.height;
     ctx.clearRect(0, 0, w, h);
-    var top = Math.max.apply(null, rates.concat([1]));
+    var top = Math.max.apply(null, values.concat([1]));
     ctx.strokeStyle = "#2c5fd6";
     ctx.lineWidth = 1.5;
     ctx.beginPath();
-    rates.forEach(function (r, i) {
-      var x = rates.length < 2 ? 0 : (i / (rates.length - 1)) * (w - 2) + 1;
-      var y = h - 2 - (r / top) * (h - 4);
+    var slots = steps ? values.length : Math.max(values.length - 1, 1);
+    values.forEach(function (v, i) {
+      var x = (i / slots) * (w - 2) + 1;
+      var y = h - 2 - (v / top) * (h - 4);
       if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      if (steps) ctx.lineTo(((i + 1) / slots) * (w - 2) + 1, y);
     });
     ctx.stroke();
   }
@@ -168,6 +172,15 @@
       badge.className = "badge " + a.type;
       badge.textContent = a.type;
       li.appendChild(badge);
+      if (a.as_of) {
+        // event time of the alert: the time of day, the date when it is not today's
+        var when = new Date(a.as_of);
+        var time = document.createElement("time");
+        time.dateTime = when.toISOString();
+        time.textContent = when.toDateString() === new Date().toDateString()
+          ? when.toLocaleTimeString() : when.toLocaleString();
+        li.appendChild(time);
+      }
       var where = a.channel || a.location || "";
       li.appendChild(document.createTextNode(a.sku + (where ? " @ " + where : "") + ": " + a.message));
       ul.appendChild(li);
@@ -175,12 +188,14 @@
   }
 
   function render(frame) {
+    if ($("status").className !== "status on") setStatus(true, "live");
     frames += 1;
     document.body.setAttribute("data-frames", String(frames));
     renderItem(frame);
     renderSystem(frame.system || {});
     renderAlerts($("critical-alerts"), frame.critical_alerts || [], "No oversell or drift.");
     renderAlerts($("alerts"), frame.alerts || [], "No stock-level alerts.");
+    refreshHistory(frame);
     $("updated").textContent = "updated " + new Date(frame.at).toLocaleTimeString();
   }
 
@@ -214,7 +229,8 @@
           });
         }
         document.body.removeAttribute("data-error");
-        setStatus(true, "live");
+        // "live" only once the first snapshot has arrived (render)
+        setStatus(false, "connecting…");
         var reader = resp.body.getReader();
         var decoder = new TextDecoder();
         var buffer = "";
@@ -237,6 +253,83 @@
         setStatus(false, "reconnecting");
         setTimeout(function () { if (mine === generation) connect(); }, 1000);
       });
+  }
+
+  function api(path) {
+    var headers = { Accept: "application/json" };
+    if (key) headers.Authorization = "Bearer " + key;
+    return fetch(path, { headers: headers, cache: "no-store" }).then(function (resp) {
+      return resp.json().then(function (body) {
+        if (!resp.ok) throw new Error(body.message || resp.statusText);
+        return body;
+      });
+    });
+  }
+
+  // The search box: SKUs starting with what was typed, from GET /v1/skus (every worker's).
+  var searching = null;
+  $("sku").addEventListener("input", function () {
+    var prefix = $("sku").value.trim();
+    clearTimeout(searching);
+    if (!prefix) return;
+    searching = setTimeout(function () {
+      api("/v1/skus?limit=10&prefix=" + encodeURIComponent(prefix)).then(function (page) {
+        if ($("sku").value.trim() !== prefix) return; // typed on meanwhile
+        var list = $("sku-options");
+        list.textContent = "";
+        page.items.forEach(function (item) {
+          var option = document.createElement("option");
+          option.value = item.sku;
+          var told = Object.keys(item.channels || {}).map(function (c) {
+            return c + " " + item.channels[c];
+          });
+          option.label = told.join(", ");
+          list.appendChild(option);
+        });
+        $("sku-hint").textContent = page.items.length
+          ? page.items.length + (page.next_cursor ? "+" : "") + " found" : "no SKU starts so";
+      }).catch(function (e) { $("sku-hint").textContent = "search: " + e.message; });
+    }, 200);
+  });
+
+  // Per channel, the quantities it was told, oldest to newest: a small step chart each.
+  var historyOf = null;
+  var historyAt = 0;
+  function refreshHistory(frame) {
+    var item = frame.item;
+    var channels = item && item.channels ? Object.keys(item.channels)
+      : item && item.channel ? [item.channel] : [];
+    if (!frame.sku || !item) return;
+    // again when the SKU moved, else every few seconds (a failed fetch is retried)
+    var stamp = frame.sku + "@" + item.revision;
+    var now = Date.now();
+    if (stamp === historyOf && now - historyAt < 5000) return;
+    historyOf = stamp;
+    historyAt = now;
+    var box = $("history");
+    channels.forEach(function (channel) {
+      var path = "/v1/channels/" + encodeURIComponent(channel) + "/skus/" +
+        encodeURIComponent(frame.sku) + "/history?limit=50";
+      api(path).then(function (page) {
+        var quantities = page.entries.map(function (e) { return e.quantity; }).reverse();
+        var row = box.querySelector('.history-row[data-channel="' + CSS.escape(channel) + '"]');
+        if (!row) {
+          row = document.createElement("div");
+          row.className = "history-row";
+          row.setAttribute("data-channel", channel);
+          row.innerHTML = '<span class="name"></span><canvas width="300" height="32"></canvas>' +
+            '<span class="small num"></span>';
+          row.querySelector(".name").textContent = channel;
+          box.appendChild(row);
+        }
+        row.setAttribute("data-points", String(quantities.length));
+        row.querySelector(".num").textContent = quantities.length + " told";
+        drawLine(row.querySelector("canvas"), quantities, true);
+      }).catch(function () { /* no history (yet) for this channel: nothing to draw */ });
+    });
+    Array.prototype.slice.call(box.children).forEach(function (row) {
+      if (channels.indexOf(row.getAttribute("data-channel")) < 0) box.removeChild(row);
+    });
   }
 
   $("pick").addEventListener("submit", function (event) {
