@@ -93,6 +93,18 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 out[tp] = partition_records
         return out
 
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Record offsets skipped between two messages, ending before the second one.
+
+        faust's fetch loop records the gap before a message at `offset` as `offset_from` to
+        `offset` inclusive (faust/transport/consumer.py `_drain_messages`: `_add_gap(tp,
+        r_offset + 1, offset)`), yet that message is acked itself: its offset then stands twice
+        in the acked list and breaks the run of consecutive offsets a commit follows
+        (`_new_offset`). With one message per fetched batch every batch is such a jump, and
+        each commit advanced by one batch only, falling ever further behind what was folded
+        (nothing lost, but a restart re-folded the growing tail as duplicates)."""
+        await super()._add_gap(tp, offset_from, offset_to - 1)
+
     def _small(self, records: Mapping[TP, list[Any]]) -> bool:
         # A batch this size is the steady flow, where freshness is the point. A bigger one is
         # a backlog being caught up with: it goes as it is, at most broker_max_poll_records.

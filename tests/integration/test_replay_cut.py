@@ -179,7 +179,7 @@ def fold_a_few(worker: WorkerProcess, sku: str, events: int) -> None:
             worker.wait_revision(sku, i + 1)
 
 
-def wait_committed(settings: Settings) -> None:
+def wait_committed(settings: Settings, timeout: float = 60) -> None:
     """Until the worker group has committed every input record there is."""
     consumer = clients.log_reader(settings, "test-committed")
     try:
@@ -197,7 +197,7 @@ def wait_committed(settings: Settings) -> None:
                 if committed.get(tp, 0) < end
             }
 
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while late := behind():
             assert time.monotonic() < deadline, (
                 f"the worker has not committed (committed, end): {late}"
