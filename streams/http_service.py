@@ -58,6 +58,10 @@ class WorkerReader:
     def health(self) -> dict[str, Any]:
         return self.worker.health()
 
+    def serves(self, sku: str) -> bool:
+        served = self.served_partitions()
+        return served is not None and self.partition_of(sku) in served
+
     def served_partitions(self) -> list[int] | None:
         """The partitions this worker's tables serve; None while they are being assigned or
         recovered (a listing then answers 503 rather than a page with a hole)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -100,3 +102,78 @@ def test_either_worker_answers_for_every_sku(pair: tuple[WorkerProcess, WorkerPr
     b.stop(signal.SIGTERM)
     wait_for(lambda: len(partitions(a)) == a.settings.partitions, 90, "worker a to own all")
     assert sorted(a.batch(SKUS)["items"]) == SKUS
+
+
+def read_with_headers(worker: WorkerProcess, sku: str) -> tuple[int, str | None, Any]:
+    req = urllib.request.Request(f"{worker.url}/v1/atp/{sku}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers.get("Retry-After"), json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Retry-After"), json.loads(exc.read() or b"{}")
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None, None  # the killed worker's port: no answer at all
+
+
+def test_reads_through_both_workers_never_go_back_while_one_is_killed_and_restarted(
+    pair: tuple[WorkerProcess, WorkerProcess],
+) -> None:
+    a, b = pair
+    wait_for(
+        lambda: partitions(a) and partitions(b),
+        90,
+        "the group to split the partitions between the two workers",
+    )
+    skus = [f"MONO-{i:02d}" for i in range(16)]
+    stop = threading.Event()
+
+    def send() -> None:
+        # revisions keep moving on every SKU while the readers read
+        with ChannelProducer(a.settings.bootstrap_servers, "wms", a.settings.topics) as wms:
+            while not stop.wait(0.02):
+                for sku in skus:
+                    wms.emit(EventKind.RECEIVED, sku, "dc-2", 1)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    answers: list[tuple[float, str, int, str | None, int | None]] = []
+    try:
+        wait_for(lambda: all(a.atp(s)[0] == 200 for s in skus), 30, "every SKU folded")
+        deadline = time.monotonic() + 40
+        killed = restarted = False
+        started = time.monotonic()
+        while time.monotonic() < deadline:
+            elapsed = time.monotonic() - started
+            if not killed and elapsed > 3:
+                b.stop(signal.SIGKILL)
+                killed = True
+            if killed and not restarted and elapsed > 11:
+                # started in the background: reads go on while it joins and recovers
+                threading.Thread(target=b.start, daemon=True).start()
+                restarted = True
+            for worker in (a, b):
+                for sku in skus:
+                    status, retry, body = read_with_headers(worker, sku)
+                    revision = body["revision"] if status == 200 else None
+                    answers.append((time.monotonic(), sku, status, retry, revision))
+    finally:
+        stop.set()
+        sender.join(10)
+
+    # then every 503 says when to retry, and no SKU's revision ever goes backwards
+    statuses = {status for _, _, status, _, _ in answers}
+    assert statuses <= {0, 200, 503}, statuses
+    assert all(retry for _, _, status, retry, _ in answers if status == 503)
+    last: dict[str, int] = {}
+    for _, sku, status, _, revision in answers:
+        if status != 200 or revision is None:
+            continue
+        assert revision >= last.get(sku, 0), (sku, revision, last.get(sku))
+        last[sku] = revision
+    served = sum(1 for a_ in answers if a_[2] == 200)
+    assert served > len(answers) // 2, f"{served} of {len(answers)} answered"
+    print(
+        f"\n{len(answers)} reads: {served} answered, "
+        f"{sum(1 for a_ in answers if a_[2] == 503)} 503 with Retry-After, "
+        f"{sum(1 for a_ in answers if a_[2] == 0)} to the killed worker's port"
+    )

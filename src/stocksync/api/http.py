@@ -52,6 +52,15 @@ class AtpReader(Protocol):
 
     def health(self) -> dict[str, Any]: ...
 
+    def serves(self, sku: str) -> bool:
+        """This worker's table holds the SKU's partition, recovered, and no rebalance is in
+        flight: only then is its copy the current one (a partition given back after a while
+        holds an old copy until recovery has replayed the changelog's tail)."""
+        ...
+
+
+RETRY_AFTER_S = 1
+
 
 class BatchLookup(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -140,6 +149,30 @@ def _unknown_sku(sku: str) -> web.Response:
     return error(404, "unknown_sku", f"no event has been applied for SKU {sku!r}", sku=sku)
 
 
+def _not_served(skus: list[str]) -> web.Response:
+    return error(
+        503,
+        "partition_moving",
+        f"the partition of {skus[0]!r} is being assigned or recovered on this worker: its copy "
+        f"may be behind; retry in {RETRY_AFTER_S}s",
+        skus=skus[:20],
+    )
+
+
+def retry_after() -> Middleware:
+    """Every 503 says when to come back (a forwarded one, whose headers are not passed on,
+    included): a client never has to guess whether a 503 is worth retrying."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if response.status == 503 and "Retry-After" not in response.headers:
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+
+    return middleware
+
+
 async def _batch_elsewhere(
     router: Router,
     request: web.Request,
@@ -200,6 +233,8 @@ class AtpRoutes:
             return topology
         if (forwarded := await self._at_owner(request, sku)) is not None:
             return forwarded
+        if not self.reader.serves(sku):
+            return _not_served([sku])
         row = _known(self.reader.row(sku))
         if row is None:
             return _unknown_sku(sku)
@@ -214,6 +249,8 @@ class AtpRoutes:
         params = _page_params(request)
         if isinstance(params, web.Response):
             return params
+        if not self.reader.serves(sku):
+            return _not_served([sku])
         page = self.reader.history_of(sku, *params)
         if page is None:
             return _unknown_sku(sku)
@@ -239,6 +276,8 @@ class AtpRoutes:
             if isinstance(local, web.Response):
                 return local
             skus = local
+        if moving := [sku for sku in skus if not self.reader.serves(sku)]:
+            return _not_served(moving)
         for sku in skus:
             row = _known(self.reader.row(sku))
             if row is None:
@@ -272,6 +311,7 @@ def _middlewares(
     if metrics is not None:
         middlewares.append(metrics.middleware())
     middlewares.append(json_errors(max_body_bytes, on_reject))
+    middlewares.append(retry_after())
     if keys is not None:
         middlewares.append(auth_middleware(keys, on_reject))
     if router is not None:

@@ -22,6 +22,7 @@ class InMemoryAtpReader:
     def __init__(self, rows: dict[str, SkuRow], ready: bool = True) -> None:
         self.rows = rows
         self.ready = ready
+        self.moving: set[str] = set()  # SKUs whose partition is being assigned or recovered
 
     def row(self, sku: str) -> SkuRow | None:
         return self.rows.get(sku)
@@ -36,6 +37,9 @@ class InMemoryAtpReader:
 
     def health(self) -> dict[str, Any]:
         return {"ready": self.ready, "partitions": 4}
+
+    def serves(self, sku: str) -> bool:
+        return sku not in self.moving
 
 
 def stocked_reader(ready: bool = True) -> InMemoryAtpReader:
@@ -257,3 +261,28 @@ def test_the_stream_pushes_snapshots_that_follow_the_table() -> None:
 def test_the_stream_for_an_unknown_sku_says_so() -> None:
     (frame,) = read_frames(stocked_reader(), "?sku=SKU-404", 1)
     assert (frame["sku"], frame["item"]) == ("SKU-404", None)
+
+
+def test_a_sku_whose_partition_is_moving_is_503_with_retry_after_never_an_old_copy() -> None:
+    reader = stocked_reader()
+    reader.moving.add("SKU-1")
+
+    async def go() -> list[tuple[int, str | None, dict[str, Any]]]:
+        async with TestClient(TestServer(build_http_app(reader))) as client:
+            out = []
+            for method, path, body in (
+                ("GET", "/v1/atp/SKU-1", None),
+                ("GET", "/v1/atp/SKU-1/history", None),
+                ("POST", "/v1/atp/batch", {"skus": ["SKU-2", "SKU-1"]}),
+            ):
+                response = await client.request(method, path, json=body)
+                out.append(
+                    (response.status, response.headers.get("Retry-After"), await response.json())
+                )
+            return out
+
+    for status, retry, body in asyncio.run(go()):
+        assert (status, retry, body["error"]) == (503, "1", "partition_moving")
+        assert body["skus"] == ["SKU-1"]
+    # a SKU whose partition is served is answered as ever
+    assert call(reader, "GET", "/v1/atp/SKU-2")[0] == 200

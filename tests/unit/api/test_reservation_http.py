@@ -97,6 +97,9 @@ class DomainReservations:
     def health(self) -> dict[str, Any]:
         return {"ready": True}
 
+    def serves(self, _sku: str) -> bool:
+        return True  # one worker, every partition recovered
+
 
 def stocked_service(**kwargs: Any) -> DomainReservations:
     # dc-1: 30, store-1: 5 -> web sees 35

@@ -97,6 +97,9 @@ class MemoryReader:
     def served_partitions(self) -> list[int] | None:
         return self.served
 
+    def serves(self, sku: str) -> bool:
+        return self.served is not None and self.partition_of(sku) in self.served
+
 
 def split(partitions: Iterable[int], workers: int) -> list[list[int]]:
     """The partitions dealt round-robin to `workers` workers."""
