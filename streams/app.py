@@ -117,6 +117,7 @@ class Worker:
             canonical_url=settings.http_url,
             topic_allow_declare=False,  # topics are provisioned by `stocksync topics create`
             topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
             consumer_auto_offset_reset="earliest",
             stream_wait_empty=False,
             broker_session_timeout=10.0,

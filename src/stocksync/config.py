@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("stocksync.", description="Prefix of every topic stocksync owns")
     partitions: int = Field(8, ge=1, le=1024, description="Partitions of event topics")
     replication_factor: int = Field(1, ge=1, description="Replication of created topics")
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of created topics (acks=all writes fail with fewer "
+        "replicas in sync); default min(2, replication factor) when it is above 1",
+    )
     topology_file: Path = Field(DEFAULT_TOPOLOGY, description="Locations and channels YAML")
     data_dir: Path = Field(Path(".state"), description="RocksDB table files of this worker")
     http_host: str = Field("127.0.0.1", description="Interface the HTTP API listens on")

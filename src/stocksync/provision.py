@@ -1,7 +1,9 @@
 """Create stocksync's topics explicitly, before any worker starts.
 
 Event topics and the ATP changelog must have the same partition count (co-partitioning); a
-topic auto-created with another count makes faust stop its agent with PartitionsMismatch."""
+topic auto-created with another count makes faust stop its agent with PartitionsMismatch.
+Every topic gets STOCKSYNC_REPLICATION_FACTOR copies and, when replicated, a
+min.insync.replicas that lets one broker fail while acks=all writes go on."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     NewTopic,
     OffsetSpec,
+    TopicMetadata,
 )
 
 from stocksync.adapters.kafka import clients
@@ -55,6 +58,11 @@ class TopicMismatch(RuntimeError):
     """An existing topic has a partition count that breaks co-partitioning."""
 
 
+class ReplicationRefused(RuntimeError):
+    """The replication settings cannot be met: more copies than brokers, or more in-sync
+    replicas than copies."""
+
+
 class KafkaUnreachable(RuntimeError):
     """The brokers did not answer, or refused this client (credentials, TLS)."""
 
@@ -64,18 +72,63 @@ class LeadersMissing(RuntimeError):
     Kafka refused to say."""
 
 
+def min_insync_replicas(settings: Settings) -> int | None:
+    """The min.insync.replicas of the topics stocksync creates: the setting; else 2 when
+    replicated (of 3 copies one broker may fail while writes go on, and an acknowledged write
+    is on two); else None, the broker's own default."""
+    if settings.min_insync_replicas is not None:
+        return settings.min_insync_replicas
+    if settings.replication_factor > 1:
+        return min(2, settings.replication_factor)
+    return None
+
+
+def check_replication(settings: Settings, brokers: int | None = None) -> None:
+    """Raise ReplicationRefused when the settings ask for what Kafka cannot give: more
+    in-sync replicas than copies, or (given how many brokers answer) more copies than brokers.
+    Kafka itself would refuse the second only topic by topic, or accept the first and then
+    refuse every acks=all write with NOT_ENOUGH_REPLICAS."""
+    factor = settings.replication_factor
+    wanted_isr = settings.min_insync_replicas
+    if wanted_isr is not None and wanted_isr > factor:
+        raise ReplicationRefused(
+            f"STOCKSYNC_MIN_INSYNC_REPLICAS={wanted_isr} is more than "
+            f"STOCKSYNC_REPLICATION_FACTOR={factor}: no acks=all write could ever succeed; "
+            f"set it to at most {factor}, or unset it (default: min(2, replication factor))"
+        )
+    if brokers is not None and brokers < factor:
+        raise ReplicationRefused(
+            f"STOCKSYNC_REPLICATION_FACTOR={factor} needs {factor} brokers, but the cluster at "
+            f"{settings.bootstrap_servers} has {brokers} broker{'' if brokers == 1 else 's'} "
+            f"up: set STOCKSYNC_REPLICATION_FACTOR to at most {brokers}, or start the missing "
+            f"brokers and run `stocksync topics create` again"
+        )
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     t = settings.topics
     n = settings.partitions
-    log_config = {"cleanup.policy": "delete", "retention.ms": FOREVER, "retention.bytes": "-1"}
-    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    # Given on every topic, not left to the broker's default: doctor checks it like the rest.
+    isr = min_insync_replicas(settings)
+    replicated = {} if isr is None else {"min.insync.replicas": str(isr)}
+    log_config = {
+        "cleanup.policy": "delete",
+        "retention.ms": FOREVER,
+        "retention.bytes": "-1",
+        **replicated,
+    }
+    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", **replicated}
     return [
         # The event log is the source of truth: kept forever so the table can be rebuilt.
         TopicSpec(t.stock_events, n, dict(log_config)),
         TopicSpec(t.sale_events, n, dict(log_config)),
         *(TopicSpec(topic, n, dict(log_config)) for topic in t.source_topics()),
         TopicSpec(t.reservation_commands, n, dict(log_config)),
-        TopicSpec(t.reservation_replies, n, {"cleanup.policy": "delete", "retention.ms": DAY_MS}),
+        TopicSpec(
+            t.reservation_replies,
+            n,
+            {"cleanup.policy": "delete", "retention.ms": DAY_MS, **replicated},
+        ),
         TopicSpec(t.atp_changelog, n, dict(compacted)),
         TopicSpec(t.reservation_index_changelog, n, dict(compacted)),
         TopicSpec(t.history_changelog, n, dict(compacted)),
@@ -96,11 +149,12 @@ def admin_client(settings: Settings, errors: list[str] | None = None) -> AdminCl
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create missing topics; check existing ones. Returns the names created, once every
     partition of them has a leader that serves it (or raises LeadersMissing after `timeout`)."""
+    check_replication(settings)  # before asking Kafka anything: a settings error
     errors: list[str] = []
     admin = admin_client(settings, errors)
     specs = topic_specs(settings)
     try:
-        existing = admin.list_topics(timeout=timeout).topics
+        metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         # librdkafka's own answer is "transport failure"; the reason (a refused SASL login, a
         # TLS error) arrives through error_cb
@@ -110,6 +164,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             f"STOCKSYNC_BOOTSTRAP_SERVERS and the security settings (STOCKSYNC_SECURITY_PROTOCOL, "
             f"STOCKSYNC_SASL_USERNAME / _PASSWORD, STOCKSYNC_SSL_*)"
         ) from None
+    existing = metadata.topics
     created: list[str] = []
     missing = [s for s in specs if s.name not in existing]
     for spec in specs:
@@ -121,7 +176,11 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
                     f"{spec.partitions} (STOCKSYNC_PARTITIONS); event topics and the "
                     f"changelog must match: use the existing count or recreate the topics"
                 )
+    _warn_under_replicated(settings, [existing[s.name] for s in specs if s.name in existing])
     if missing:
+        # The metadata lists the brokers that are up: those are the ones a new partition's
+        # replicas can be placed on.
+        check_replication(settings, len(metadata.brokers))
         futures = admin.create_topics(
             [
                 NewTopic(
@@ -138,6 +197,13 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             try:
                 future.result(timeout)
             except KafkaException as exc:
+                if "INVALID_REPLICATION_FACTOR" in str(exc):
+                    # a broker went down between the count above and the creation
+                    raise ReplicationRefused(
+                        f"Kafka refused to create {name} with STOCKSYNC_REPLICATION_FACTOR="
+                        f"{settings.replication_factor}: {exc.args[0].str()}; set it to at most "
+                        f"the number of brokers up, or start the missing brokers"
+                    ) from None
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
             created.append(name)
@@ -147,6 +213,25 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
         wait_for_leaders(admin, created, timeout)
         log.info("topics_created", count=len(created), existing=len(specs) - len(missing))
     return created
+
+
+def _warn_under_replicated(settings: Settings, topics: list[TopicMetadata]) -> None:
+    """Topics that exist with fewer copies than STOCKSYNC_REPLICATION_FACTOR stay as they are
+    (more copies take a partition reassignment, not a creation), but that is worth saying."""
+    fewer = {
+        topic.topic: copies
+        for topic in topics
+        if topic.partitions
+        and (copies := min(len(p.replicas) for p in topic.partitions.values()))
+        < settings.replication_factor
+    }
+    if fewer:
+        log.warning(
+            "topics_under_replicated",
+            wanted=settings.replication_factor,
+            topics=fewer,
+            fix="reassign their partitions (kafka-reassign-partitions.sh) or recreate them",
+        )
 
 
 def wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float = 30.0) -> None:
