@@ -44,6 +44,7 @@ from stocksync.domain.rules import COUNT_WINDOW_MS, MAX_JOURNAL
 from stocksync.domain.state import (
     EMPTY_LOCATION,
     Hold,
+    HoldStatus,
     LocationStock,
     Movement,
     Published,
@@ -172,25 +173,48 @@ def apply_to_locations(
     return out, None
 
 
-def ship_reservation(
-    row: SkuRow, event: InventoryEvent
-) -> tuple[dict[str, Hold], ReservationFulfilled | None]:
-    """The holds after a FULFILLED naming a reservation shipped its units (the event's own
-    effect on reserved and on hand is the same as any FULFILLED's), and whether that ended it.
-    A reservation the row does not hold is not an error: the units shipped all the same."""
-    rid = event.reservation_id
-    hold = row.holds.get(rid) if rid is not None else None
-    if rid is None or hold is None:
-        return row.holds, None
-    holds = dict(row.holds)
-    after = hold.shipped(event.location, event.quantity)
-    if after is not None:
-        holds[rid] = after
-        return holds, None
-    del holds[rid]
-    return holds, ReservationFulfilled(
-        event.sku, rid, hold.channel, hold.quantity, event.event_id, event.occurred_at
-    )
+def settle_order_lines(
+    holds: Mapping[str, Hold], event: InventoryEvent, reserved_after: int
+) -> tuple[dict[str, Hold], list[ReservationFulfilled]]:
+    """The holds after a FULFILLED or RELEASED at a location (whose own effect on reserved and
+    on hand is already applied), and the reservations that ended shipped.
+
+    A FULFILLED naming a reservation ships that reservation's line there (one the row does not
+    hold is not an error: the units shipped all the same). Whatever the event names, the holds'
+    lines at the location never stay above its reserved units: an order system that ships or
+    cancels without naming the reservation closes confirmed order lines, oldest first, by what
+    they exceed (otherwise such lines would stay open for ever, the row growing with them, and
+    a later cancel would hand back units another hold reserved)."""
+    out = dict(holds)
+    ended: list[ReservationFulfilled] = []
+    loc = event.location
+
+    def ship(rid: str, hold: Hold, units: int) -> None:
+        after = hold.shipped(loc, units)
+        if after is not None:
+            out[rid] = after
+            return
+        del out[rid]
+        if event.kind is FULFILLED:
+            ended.append(
+                ReservationFulfilled(
+                    event.sku, rid, hold.channel, hold.quantity, event.event_id, event.occurred_at
+                )
+            )
+
+    named = out.get(event.reservation_id) if event.reservation_id is not None else None
+    if named is not None and event.kind is FULFILLED:
+        ship(event.reservation_id or "", named, event.quantity)
+    excess = sum(hold.allocation().get(loc, 0) for hold in out.values()) - reserved_after
+    for rid, hold in list(out.items()):
+        if excess <= 0:
+            break
+        line = hold.allocation().get(loc, 0)
+        if line and hold.status is HoldStatus.CONFIRMED:
+            units = min(line, excess)
+            ship(rid, hold, units)
+            excess -= units
+    return out, ended
 
 
 def unknown_location(event: InventoryEvent, location: str) -> UnknownLocation:
@@ -245,10 +269,9 @@ def apply_event(row: SkuRow | None, event: InventoryEvent, topology: Topology) -
     sources = dict(row.sources)
     sources[stream_key] = event.source_seq
     holds = row.holds
-    if event.reservation_id is not None:
-        holds, fulfilled = ship_reservation(row, event)
-        if fulfilled is not None:
-            effects.append(fulfilled)
+    if holds and (event.kind is FULFILLED or event.kind is RELEASED):
+        holds, ended = settle_order_lines(holds, event, locations[event.location].reserved)
+        effects.extend(ended)
     row = replace(
         row,
         holds=holds,

@@ -430,6 +430,29 @@ def test_a_fulfilled_event_naming_the_order_line_closes_its_lines_then_ends_it()
     assert stock(cancel.row, "store-1").reserved == 0
 
 
+def test_a_fulfilled_event_naming_no_reservation_closes_the_oldest_order_lines_it_shipped() -> None:
+    # given two confirmed order lines at dc-1: res-1 of 4, then res-2 of 3
+    row = run(
+        stocked(("dc-1", 10)),
+        reserve(4, "res-1"),
+        reserve(3, "res-2"),
+        command("CONFIRM", "res-1"),
+        command("CONFIRM", "res-2"),
+    ).row
+    # when the warehouse ships 5 without saying for which order
+    shipped = apply_event(row, ev(K.FULFILLED, 5, loc="dc-1", source="web"), TOPOLOGY)
+    # then the oldest line is closed (it ended fulfilled) and the next one holds what is left,
+    # so the lines still add up to the reserved units
+    assert stock(shipped.row).reserved == 2
+    assert list(shipped.row.holds) == ["res-2"]
+    assert shipped.row.holds["res-2"].allocation() == {"dc-1": 2}
+    assert [e.reservation_id for e in of_type(shipped.effects, ReservationFulfilled)] == ["res-1"]
+    # and cancelling the rest gives back exactly its 2 units, not the 3 it was confirmed with
+    cancel = apply_command(shipped.row, command("CANCEL", "res-2"), TOPOLOGY)
+    assert reply_of(cancel).status is ReplyStatus.CANCELLED
+    assert stock(cancel.row).reserved == 0
+
+
 def test_a_fulfilled_event_naming_an_unknown_reservation_still_ships_its_units() -> None:
     row = stocked(("dc-1", 6))
     shipped = apply_event(row, ev(K.FULFILLED, 2, loc="dc-1", reservation="nope"), TOPOLOGY)
